@@ -1,0 +1,13 @@
+"""jig: Integrated Gradients as a JAX transform.
+
+    >>> import jax.numpy as jnp, jig
+    >>> jig.ig(lambda x: jnp.sum(x ** 2), baseline=0.0, steps=16)(jnp.array([1.0, -2.0])).tolist()
+    [1.0, 4.0]
+"""
+
+from jig import paths, rules
+from jig._core import ig
+
+__version__ = "0.1.0"
+
+__all__ = ["ig", "paths", "rules", "__version__"]
