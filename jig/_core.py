@@ -241,6 +241,12 @@ def _pad_to(nodes, weights, multiple):
     return jax.tree.map(pad, nodes), jnp.concatenate([weights, jnp.zeros((extra,), weights.dtype)])
 
 
+def _auto_mesh(mesh):
+    """The same devices and axis names with Auto axes (sharding constraints need them)."""
+    auto = (jax.sharding.AxisType.Auto,) * len(mesh.axis_names)
+    return jax.sharding.Mesh(mesh.devices, mesh.axis_names, axis_types=auto)
+
+
 def _shard_leading(tree, mesh):
     spec = jax.sharding.PartitionSpec(tuple(mesh.axis_names))
     sharding = jax.sharding.NamedSharding(mesh, spec)
@@ -328,6 +334,8 @@ def ig(
     chunk_size = _check_chunk_size(chunk_size)
     if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
         raise TypeError(f"mesh must be None or a jax.sharding.Mesh, got {type(mesh).__name__}")
+    if mesh is not None:
+        mesh = _auto_mesh(mesh)
     baseline_fn = None
     if baseline is None:
         if path.needs_baseline:
