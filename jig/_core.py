@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import numbers
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -253,6 +253,84 @@ def _shard_leading(tree, mesh):
     return jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), tree)
 
 
+# --------------------------------------------------------------------------- the transform
+
+
+class _Config(NamedTuple):
+    """Everything static about an explainer; hashable, so equal configurations share
+    one compiled function across ``jig.ig`` constructions."""
+
+    f: Any
+    baseline_fn: Any
+    rule: _rules.Rule
+    steps: int
+    path: _paths.Path  # with params=None; the params travel as arguments
+    argnums: int | tuple[int, ...]
+    chunk_size: int | None
+    return_delta: bool
+    check_finite: bool
+    mesh: Any
+
+
+@functools.partial(jax.jit, static_argnames=("config", "treedef", "static"))
+def _explain(dyn, baseline_in, params, *, config: _Config, treedef, static):
+    """The compiled explainer: IG of ``config.f`` at the call's arguments."""
+    f, baseline_fn, path, argnums = config.f.value, config.baseline_fn, config.path, config.argnums
+    multi = isinstance(argnums, tuple)
+    alphas_np, weights_np = config.rule(config.steps)
+    leaves = list(dyn)
+    for i, s in static:
+        leaves.insert(i, s.value)
+    args, kwargs = jax.tree.unflatten(treedef, leaves)
+    x = tuple(args[i] for i in argnums) if multi else args[argnums]
+    _check_input(x, argnums)
+
+    def F(z):
+        new = list(args)
+        for i, zi in zip(argnums, z) if multi else [(argnums, z)]:
+            new[i] = zi
+        return f(*new, **kwargs)
+
+    _check_output(F, x)
+    x_dtypes = jax.tree.map(lambda a: jnp.result_type(a), x)
+    xw = jax.tree.map(lambda a: jnp.asarray(a).astype(_working_dtype(jnp.result_type(a))), x)
+    if baseline_fn is not None:
+        b = _prepare_baseline(baseline_fn.value(x), x)
+    elif baseline_in is None:
+        b = None
+    else:
+        b = _prepare_baseline(baseline_in, x)
+
+    def to_input(z):
+        return jax.tree.map(lambda zl, d: zl.astype(d), z, x_dtypes)
+
+    def grad_fn(point):
+        g = jax.grad(F)(to_input(point))
+        return jax.tree.map(lambda gl, xl: gl.astype(xl.dtype), g, xw)
+
+    work = jnp.result_type(*jax.tree.leaves(xw))
+    alphas = jnp.asarray(alphas_np, dtype=work)
+    weights = jnp.asarray(weights_np, dtype=work)
+    if path.integrate is not None:
+        total = path.integrate(params, grad_fn, xw, b, alphas, weights)
+    else:
+        node_stack, node_w = path.nodes(params, xw, b, alphas, weights)
+        total = _integrate(
+            path, params, grad_fn, xw, b, node_stack, node_w, config.chunk_size, config.mesh
+        )
+    if config.check_finite:
+        bad = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(t)) for t in jax.tree.leaves(total)]))
+        jax.debug.callback(_raise_if_nonfinite, bad)
+    attributions = to_input(total)
+    if not config.return_delta:
+        return attributions
+    starts = path.starts(params, xw, b)
+    f_start = jnp.mean(jax.vmap(lambda s: F(to_input(s)))(starts).astype(work))
+    f_x = F(x).astype(work)
+    total_sum = sum(jnp.sum(t) for t in jax.tree.leaves(total))
+    return attributions, total_sum - (f_x - f_start)
+
+
 # --------------------------------------------------------------------------- ig
 
 
@@ -328,7 +406,7 @@ def ig(
       True
     """
     rule = _rules.get(rule)
-    alphas_np, weights_np = rule(steps)
+    rule(steps)  # checks steps against the rule, before anything is traced
     path = _check_path(path)
     argnums = _check_argnums(argnums)
     chunk_size = _check_chunk_size(chunk_size)
@@ -353,59 +431,18 @@ def ig(
                     f"x -> baseline, or None; got a leaf {leaf!r} of type {type(leaf).__name__}"
                 )
     multi = isinstance(argnums, tuple)
-
-    def run(dyn, baseline_in, params, *, treedef, static):
-        leaves = list(dyn)
-        for i, s in static:
-            leaves.insert(i, s.value)
-        args, kwargs = jax.tree.unflatten(treedef, leaves)
-        x = tuple(args[i] for i in argnums) if multi else args[argnums]
-        _check_input(x, argnums)
-
-        def F(z):
-            new = list(args)
-            for i, zi in zip(argnums, z) if multi else [(argnums, z)]:
-                new[i] = zi
-            return f(*new, **kwargs)
-
-        _check_output(F, x)
-        x_dtypes = jax.tree.map(lambda a: jnp.result_type(a), x)
-        xw = jax.tree.map(lambda a: jnp.asarray(a).astype(_working_dtype(jnp.result_type(a))), x)
-        if baseline_fn is not None:
-            b = _prepare_baseline(baseline_fn(x), x)
-        elif baseline_in is None:
-            b = None
-        else:
-            b = _prepare_baseline(baseline_in, x)
-
-        def to_input(z):
-            return jax.tree.map(lambda zl, d: zl.astype(d), z, x_dtypes)
-
-        def grad_fn(point):
-            g = jax.grad(F)(to_input(point))
-            return jax.tree.map(lambda gl, xl: gl.astype(xl.dtype), g, xw)
-
-        work = jnp.result_type(*jax.tree.leaves(xw))
-        alphas = jnp.asarray(alphas_np, dtype=work)
-        weights = jnp.asarray(weights_np, dtype=work)
-        if path.integrate is not None:
-            total = path.integrate(params, grad_fn, xw, b, alphas, weights)
-        else:
-            node_stack, node_w = path.nodes(params, xw, b, alphas, weights)
-            total = _integrate(path, params, grad_fn, xw, b, node_stack, node_w, chunk_size, mesh)
-        if check_finite:
-            bad = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(t)) for t in jax.tree.leaves(total)]))
-            jax.debug.callback(_raise_if_nonfinite, bad)
-        attributions = to_input(total)
-        if not return_delta:
-            return attributions
-        starts = path.starts(params, xw, b)
-        f_start = jnp.mean(jax.vmap(lambda s: F(to_input(s)))(starts).astype(work))
-        f_x = F(x).astype(work)
-        total_sum = sum(jnp.sum(t) for t in jax.tree.leaves(total))
-        return attributions, total_sum - (f_x - f_start)
-
-    compiled = jax.jit(run, static_argnames=("treedef", "static"))
+    config = _Config(
+        f=_Static(f),
+        baseline_fn=None if baseline_fn is None else _Static(baseline_fn),
+        rule=rule,
+        steps=steps,
+        path=path._replace(params=None),
+        argnums=argnums,
+        chunk_size=chunk_size,
+        return_delta=bool(return_delta),
+        check_finite=bool(check_finite),
+        mesh=mesh,
+    )
     baseline_arg = None if baseline_fn is not None else baseline
 
     @functools.wraps(f)
@@ -423,7 +460,9 @@ def ig(
                 dyn.append(leaf)
             else:
                 static.append((i, _Static(leaf)))
-        return compiled(dyn, baseline_arg, path.params, treedef=treedef, static=tuple(static))
+        return _explain(
+            dyn, baseline_arg, path.params, config=config, treedef=treedef, static=tuple(static)
+        )
 
     explainer.__doc__ = f"Integrated Gradients of {getattr(f, '__name__', 'f')} ({rule.name}, {steps} steps, {path.name} path)."
     return explainer
