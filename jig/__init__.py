@@ -5,9 +5,9 @@
     [1.0, 4.0]
 """
 
-from jig import paths, rules
+from jig import flax, paths, rules
 from jig._core import ig
 
 __version__ = "0.1.0"
 
-__all__ = ["ig", "paths", "rules", "__version__"]
+__all__ = ["ig", "flax", "paths", "rules", "__version__"]

@@ -1,0 +1,486 @@
+"""Attribution to a layer of a Flax model (``flax.linen`` or ``flax.nnx``).
+
+IG needs a continuous input, but a text model takes token ids. The fix is to
+attribute to a layer instead: split the model at the layer into
+
+    bottom(params, x, ...)    -> h, the layer's output (e.g. token embeddings)
+    top(params, x, h, ...)    -> the model's output with that layer's output replaced by h
+
+so that ``top(params, x, bottom(params, x)) == model(x)``, and integrate the gradient
+of ``top`` along a path in ``h``. Completeness then holds at the layer:
+``Σ A = F(top(x, h_x)) - F(top(x, h_baseline))``. The model is not rewritten: a
+linen layer is intercepted with :func:`flax.linen.intercept_methods`; an nnx layer
+is intercepted on a merged copy of the model (``nnx.merge``), so the model itself
+is never mutated. Layers are named by their path, joined with ``/``
+(``"embed"``, ``"encoder/layers/0"``).
+
+``params`` is what the model's forward pass needs as arrays: the linen variables
+(``{"params": ...}``, as for ``model.apply``) or the nnx state (``nnx.state(model)``,
+or the model itself). They are arguments, never closed-over constants, so the
+compiled functions are reused across calls.
+
+Example (linen; nnx works the same with ``params = nnx.state(model)``):
+  >>> import jax, jax.numpy as jnp, flax.linen as nn, jig
+  >>> class Bag(nn.Module):
+  ...     @nn.compact
+  ...     def __call__(self, ids):
+  ...         h = nn.Embed(20, 4, name="embed")(ids)          # (tokens, 4)
+  ...         return nn.Dense(2, name="head")(h.mean(axis=0))  # 2 logits
+  >>> model, ids = Bag(), jnp.array([3, 7, 1])
+  >>> params = model.init(jax.random.key(0), ids)
+  >>> bottom, top, _ = jig.flax.split(model, "embed")
+  >>> h = bottom(params, ids)
+  >>> h.shape, bool(jnp.allclose(top(params, ids, h), model.apply(params, ids)))
+  ((3, 4), True)
+  >>> explain = jig.flax.layer_ig(model, "embed", lambda logits: logits[1], steps=16,
+  ...                             baseline_input=jnp.zeros_like, return_delta=True)
+  >>> res = explain(params, ids)
+  >>> res.attributions.shape, res.token_scores.shape, bool(abs(res.delta) < 1e-5)
+  ((3, 4), (3,), True)
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import functools
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import linen as nn
+from flax import nnx
+
+from jig import paths as _paths
+from jig._core import _is_dynamic, _Static
+from jig._core import ig as _ig
+
+__all__ = ["Split", "LayerAttribution", "split", "layer_ig", "layer_names", "token_scores"]
+
+
+class Split(NamedTuple):
+    """A Flax model split at one layer, as two pure functions.
+
+    Attributes:
+      bottom: ``(params, x, *args, **kwargs) -> h``: the layer's output on ``x``
+        (an array or pytree, as the layer returns it).
+      top: ``(params, x, h, *args, **kwargs) -> output``: the model's output on
+        ``x`` with the layer's output replaced by ``h``; everything the layer
+        computes from ``x`` is ignored, so ``top`` is differentiable in ``h``
+        even when ``x`` holds token ids.
+      layer: the layer's path, ``/``-joined.
+    """
+
+    bottom: Callable[..., Any]
+    top: Callable[..., Any]
+    layer: str
+
+
+class LayerAttribution(NamedTuple):
+    """The result of a :func:`layer_ig` explainer (a pytree: works under jit and vmap).
+
+    Attributes:
+      attributions: IG over the layer's output ``h``, shaped like ``h``.
+      token_scores: ``attributions`` summed over the last axis: for an embedding
+        layer of shape ``(..., tokens, dim)``, one score per token.
+      delta: ``Σ attributions - (F(top(x, h_x)) - F(top(x, h_baseline)))``, the
+        completeness error at the layer, or ``None`` unless ``return_delta=True``.
+    """
+
+    attributions: Any
+    token_scores: Any
+    delta: jax.Array | None
+
+
+# --------------------------------------------------------------------------- the tap
+
+
+class _Tap:
+    """One forward pass's record: calls of every layer, and what to do at the target."""
+
+    def __init__(self, target: str, call_index: int | None, replacement: Any = None, replace: bool = False):
+        self.target = target
+        self.want = 0 if call_index is None else call_index
+        self.call_index = call_index
+        self.replacement = replacement
+        self.replace = replace
+        self.counts: dict[str, int] = {}
+        self.captured: Any = None
+
+    def handle(self, name: str, run: Callable[[], Any]) -> Any:
+        i = self.counts.get(name, 0)
+        self.counts[name] = i + 1
+        if name != self.target or i != self.want:
+            return run()
+        if self.replace:
+            return self.replacement
+        self.captured = run()
+        return self.captured
+
+    def check(self, model_name: str) -> None:
+        """Raise if the target was not called, or called ambiguously."""
+        n = self.counts.get(self.target, 0)
+        if n == 0:
+            raise ValueError(_missing_message(self.target, model_name, list(self.counts)))
+        if self.call_index is None and n > 1:
+            raise ValueError(
+                f"jig.flax: layer {self.target!r} of {model_name} is called {n} times in "
+                f"one forward pass, so its output is ambiguous; pass call_index=i "
+                f"(0 <= i < {n}, in call order) to choose the call to attribute to"
+            )
+        if self.want >= n:
+            raise ValueError(
+                f"jig.flax: call_index={self.want} but layer {self.target!r} of "
+                f"{model_name} is called {n} time(s) per forward pass; expected "
+                f"0 <= call_index < {n}"
+            )
+
+
+def _missing_message(target: str, model_name: str, available: list[str], called: bool = True) -> str:
+    close = difflib.get_close_matches(target, available, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listing = ", ".join(repr(a) for a in available) or "(none)"
+    where, which = ("is called in", "called in its forward pass") if called else ("exists in", "it has")
+    return (
+        f"jig.flax: no layer named {target!r} {where} {model_name}.{hint} Layers are "
+        f"named by their path joined with '/'; the layers {which} are: {listing}"
+    )
+
+
+def _layer_name(layer) -> str:
+    if isinstance(layer, str) and layer:
+        return layer.strip("/")
+    if isinstance(layer, tuple) and layer and all(isinstance(p, (str, int)) for p in layer):
+        return "/".join(str(p) for p in layer)
+    raise TypeError(
+        "layer must be the layer's path as a non-empty string joined with '/' "
+        f"(e.g. 'encoder/embed') or a tuple of names, got {layer!r}"
+    )
+
+
+def _check_call_index(call_index) -> int | None:
+    if call_index is None:
+        return None
+    if isinstance(call_index, bool) or not isinstance(call_index, (int, np.integer)) or call_index < 0:
+        raise ValueError(
+            f"call_index must be None or a non-negative int (which call of the layer, "
+            f"in call order), got {call_index!r}"
+        )
+    return int(call_index)
+
+
+# --------------------------------------------------------------------------- linen
+
+
+def _linen_runner(model: nn.Module) -> Callable[..., Any]:
+    def run(tap: _Tap, params, x, args, kwargs):
+        def interceptor(next_fun, a, k, context):
+            path = context.module.path
+            if context.method_name != "__call__" or not path:
+                return next_fun(*a, **k)
+            return tap.handle("/".join(str(p) for p in path), lambda: next_fun(*a, **k))
+
+        with nn.intercept_methods(interceptor):
+            return model.apply(params, x, *args, **kwargs)
+
+    return run
+
+
+# --------------------------------------------------------------------------- nnx
+
+_ACTIVE: contextvars.ContextVar[tuple[_Tap, dict[int, str]] | None] = contextvars.ContextVar(
+    "jig_flax_active_tap", default=None
+)
+_TAPPED_CLASSES: dict[type, type] = {}
+
+
+def _tapped_class(cls: type) -> type:
+    """A subclass of ``cls`` whose ``__call__`` reports to the active tap."""
+    if cls not in _TAPPED_CLASSES:
+
+        def __call__(self, *args, **kwargs):
+            active = _ACTIVE.get()
+            run = lambda: cls.__call__(self, *args, **kwargs)  # noqa: E731
+            if active is None or id(self) not in active[1]:
+                return run()
+            return active[0].handle(active[1][id(self)], run)
+
+        _TAPPED_CLASSES[cls] = type(f"_JigTapped{cls.__name__}", (cls,), {"__call__": __call__})
+    return _TAPPED_CLASSES[cls]
+
+
+def _nnx_modules(model: nnx.Module) -> dict[str, Any]:
+    """Every callable submodule by its ``/``-joined path (a shared one appears once)."""
+    out = {}
+    for path, module in nnx.iter_modules(model):
+        if path and callable(module):
+            out["/".join(str(p) for p in path)] = module
+    return out
+
+
+def _nnx_runner(model: nnx.Module) -> Callable[..., Any]:
+    graphdef, _ = nnx.split(model)
+
+    def run(tap: _Tap, params, x, args, kwargs):
+        state = nnx.state(params) if isinstance(params, nnx.Module) else params
+        copy = nnx.merge(graphdef, state)  # a fresh copy: the user's model is never touched
+        names = {}
+        for name, module in _nnx_modules(copy).items():
+            object.__setattr__(module, "__class__", _tapped_class(type(module)))
+            names[id(module)] = name
+        token = _ACTIVE.set((tap, names))
+        try:
+            return copy(x, *args, **kwargs)
+        finally:
+            _ACTIVE.reset(token)
+
+    return run
+
+
+# --------------------------------------------------------------------------- split
+
+
+def _runner(model) -> tuple[Callable[..., Any], str]:
+    if isinstance(model, nn.Module):
+        return _linen_runner(model), type(model).__name__
+    if isinstance(model, nnx.Module):
+        return _nnx_runner(model), type(model).__name__
+    raise TypeError(
+        "model must be a flax.linen.Module or a flax.nnx.Module, "
+        f"got {model!r} of type {type(model).__name__}"
+    )
+
+
+def split(model, layer: str | tuple, *, call_index: int | None = None) -> Split:
+    """Split a Flax model at a named layer into ``bottom`` and ``top``.
+
+    ``bottom(params, x, *a, **k)`` is the layer's output ``h`` on ``x``;
+    ``top(params, x, h, *a, **k)`` runs the model on ``x`` with that output replaced
+    by ``h``, so ``top(params, x, bottom(params, x)) == model(x)``. Both are pure
+    functions of their arguments and compose with ``jax.jit``, ``jax.vmap`` and
+    ``jax.grad``. Under ``jit`` the parts of the forward pass that ``bottom`` does
+    not need (and the layer itself in ``top``) are dead code, removed by XLA.
+
+    Args:
+      model: a ``flax.linen.Module`` (``params`` = its variables, as for
+        ``model.apply``) or a ``flax.nnx.Module`` (``params`` = ``nnx.state(model)``
+        or a model of the same structure; put it in eval mode first, since state
+        updates such as batch statistics are discarded).
+      layer: the layer's path joined with ``/`` (``"embed"``,
+        ``"encoder/layers/0"``), or a tuple of path names. Only calls of the
+        layer's ``__call__`` are intercepted.
+      call_index: which call to use when the layer is called more than once per
+        forward pass (0-based, in call order). ``None`` requires exactly one call.
+
+    Returns:
+      A :class:`Split` ``(bottom, top, layer)``. An unknown layer (its message
+      lists the layers the forward pass calls) or an ambiguous repeated one raises
+      ``ValueError`` when ``bottom`` or ``top`` is first traced.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.nnx as nnx, jig
+      >>> class Net(nnx.Module):
+      ...     def __init__(self, rngs):
+      ...         self.embed = nnx.Embed(10, 3, rngs=rngs)
+      ...         self.head = nnx.Linear(3, 1, rngs=rngs)
+      ...     def __call__(self, ids):
+      ...         return self.head(self.embed(ids).sum(0))[0]
+      >>> model = Net(nnx.Rngs(0))
+      >>> params, ids = nnx.state(model), jnp.array([1, 2])
+      >>> s = jig.flax.split(model, "embed")
+      >>> h = s.bottom(params, ids)
+      >>> bool(jnp.allclose(s.top(params, ids, h), model(ids)))
+      True
+      >>> float(s.top(params, ids, jnp.zeros_like(h)) - model.head.bias[0])
+      0.0
+    """
+    name = _layer_name(layer)
+    call_index = _check_call_index(call_index)
+    run, model_name = _runner(model)
+    if isinstance(model, nnx.Module):
+        available = list(_nnx_modules(model))
+        if name not in available:  # fail now: nnx models list their layers without a forward pass
+            raise ValueError(_missing_message(name, model_name, available, called=False))
+
+    def bottom(params, x, *args, **kwargs):
+        tap = _Tap(name, call_index)
+        run(tap, params, x, args, kwargs)
+        tap.check(model_name)
+        return tap.captured
+
+    def top(params, x, h, *args, **kwargs):
+        tap = _Tap(name, call_index, replacement=h, replace=True)
+        out = run(tap, params, x, args, kwargs)
+        tap.check(model_name)
+        return out
+
+    return Split(bottom, top, name)
+
+
+def layer_names(model, params, x, *args, **kwargs) -> dict[str, int]:
+    """The layers a forward pass calls, in call order, with their call counts.
+
+    Runs the model abstractly (``jax.eval_shape``: no computation). The keys are
+    the names :func:`split` and :func:`layer_ig` accept.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, jig
+      >>> model = nn.Sequential([nn.Dense(3), nn.relu, nn.Dense(1)])
+      >>> params = model.init(jax.random.key(0), jnp.ones(2))
+      >>> jig.flax.layer_names(model, params, jnp.ones(2))
+      {'layers_0': 1, 'layers_2': 1}
+    """
+    run, _ = _runner(model)
+    tap = _Tap("", None)
+    jax.eval_shape(lambda p, x: run(tap, p, x, args, kwargs), params, x)
+    return dict(tap.counts)
+
+
+# --------------------------------------------------------------------------- layer IG
+
+
+def token_scores(attributions):
+    """Sum layer attributions over their last (embedding) axis: one score per token.
+
+    Example:
+      >>> import jax.numpy as jnp, jig
+      >>> jig.flax.token_scores(jnp.array([[1.0, 2.0], [-3.0, 0.5]])).tolist()
+      [3.0, -2.5]
+    """
+    return jax.tree.map(lambda a: jnp.sum(a, axis=-1), attributions)
+
+
+def layer_ig(
+    model,
+    layer: str | tuple,
+    f: Callable[[Any], jax.Array] | None = None,
+    baseline: Any = None,
+    steps: int = 50,
+    *,
+    baseline_input: Any = None,
+    call_index: int | None = None,
+    path: _paths.Path | None = None,
+    rule: str = "gauss_legendre",
+    chunk_size: int | None = None,
+    return_delta: bool = False,
+    check_finite: bool = False,
+) -> Callable[..., LayerAttribution]:
+    """Integrated Gradients at a layer of a Flax model: :func:`jig.ig` over its output.
+
+    With ``(bottom, top) = split(model, layer)`` and ``F = f ∘ top``, returns a
+    jit-compiled ``explain(params, x, *args, **kwargs)`` that computes
+
+        A = jig.ig(h -> F(params, x, h), h_baseline, steps)(bottom(params, x))
+
+    i.e. ``A = (h_x - h_b) ⊙ Σ_k w_k ∇_h F(h_b + α_k (h_x - h_b))`` on the straight
+    line, with completeness at the layer:
+    ``Σ A = F(top(x, h_x)) - F(top(x, h_b))``, where ``top(x, h_x)`` is the model's
+    output on ``x``.
+
+    Args:
+      model: a ``flax.linen.Module`` or ``flax.nnx.Module`` (see :func:`split`).
+      layer: the layer's ``/``-joined path, e.g. ``"embed"``.
+      f: maps the model's output to the scalar to explain, e.g.
+        ``lambda logits: logits[c]`` (``c`` may be a ``vmap``-ed per-example class).
+        ``None`` when the model already returns a scalar.
+      baseline: the baseline for the layer's output: a scalar, an array or pytree
+        broadcasting to ``h``, or a callable ``h -> baseline``. Default ``0.0``
+        (or ``None`` for a path with its own start). Not together with
+        ``baseline_input``.
+      steps: quadrature nodes (passed to :func:`jig.ig`).
+      baseline_input: instead of ``baseline``, an input ``x'`` (array like ``x``) or
+        a callable ``x -> x'`` (e.g. ``jnp.zeros_like`` for pad id 0); the baseline
+        is then the layer's output on it, ``h_b = bottom(params, x')``.
+      call_index: which call of a layer that runs several times (see :func:`split`).
+      path, rule, chunk_size, check_finite: passed to :func:`jig.ig`.
+      return_delta: fill :attr:`LayerAttribution.delta` with the completeness error.
+
+    Returns:
+      ``explain(params, x, *args, **kwargs) -> LayerAttribution`` with the
+      attributions over ``h``, their per-token sums over the last axis, and the
+      delta (or ``None``). Extra arguments go to the model; arrays and numbers are
+      traced, other objects (``deterministic=True``) are static. Build the
+      explainer once and reuse it: each call of ``layer_ig`` compiles anew.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, jig
+      >>> class Bag(nn.Module):
+      ...     @nn.compact
+      ...     def __call__(self, ids):
+      ...         return nn.Dense(2)(nn.Embed(20, 4, name="embed")(ids).sum(0))
+      >>> model, ids = Bag(), jnp.array([[3, 7, 1], [2, 0, 0]])
+      >>> params = model.init(jax.random.key(0), ids[0])
+      >>> explain = jig.flax.layer_ig(model, "embed", lambda y: y[1] - y[0], steps=8,
+      ...                             return_delta=True)
+      >>> res = jax.vmap(explain, in_axes=(None, 0))(params, ids)   # a batch of sentences
+      >>> res.token_scores.shape, bool(jnp.all(jnp.abs(res.delta) < 1e-5))
+      ((2, 3), True)
+    """
+    s = split(model, layer, call_index=call_index)
+    if f is not None and not callable(f):
+        raise TypeError(f"f must be None or a callable output -> scalar, got {type(f).__name__}")
+    if baseline_input is not None and baseline is not None:
+        raise ValueError(
+            "give either baseline (for the layer's output) or baseline_input (an input "
+            "whose layer output is the baseline), not both"
+        )
+    path = _paths.straight() if path is None else path
+    # Validate steps, rule, path and chunk_size now, before any tracing.
+    _ig(lambda h: jnp.sum(h), 0.0, steps, path=path, rule=rule, chunk_size=chunk_size)
+    if baseline is None and baseline_input is None:
+        baseline = 0.0 if getattr(path, "needs_baseline", True) else None
+    opts = dict(path=path, rule=rule, chunk_size=chunk_size, return_delta=return_delta,
+                check_finite=check_finite)
+
+    def scalar(out):
+        y = out if f is None else f(out)
+        if getattr(y, "shape", None) != ():
+            raise ValueError(
+                f"jig.flax.layer_ig: the explained output must be a scalar, got shape "
+                f"{getattr(y, 'shape', type(y).__name__)}; pass f to pick one, e.g. "
+                "f=lambda logits: logits[class_index]"
+            )
+        return y
+
+    def run(dyn, *, treedef, static):
+        leaves = list(dyn)
+        for i, v in static:
+            leaves.insert(i, v.value)
+        params, x, args, kwargs = jax.tree.unflatten(treedef, leaves)
+        h = s.bottom(params, x, *args, **kwargs)
+        if baseline_input is None:
+            hb = baseline
+        else:
+            xb = baseline_input(x) if callable(baseline_input) else baseline_input
+            hb = s.bottom(params, xb, *args, **kwargs)
+            if jax.tree.structure(hb) != jax.tree.structure(h) or any(
+                jnp.shape(a) != jnp.shape(b) for a, b in zip(jax.tree.leaves(hb), jax.tree.leaves(h))
+            ):
+                raise ValueError(
+                    "baseline_input gives a layer output of shape "
+                    f"{jax.tree.map(jnp.shape, hb)}, but the input gives "
+                    f"{jax.tree.map(jnp.shape, h)}; pass an input shaped like x"
+                )
+
+        def F(h, params, x, args, kwargs):
+            return scalar(s.top(params, x, h, *args, **kwargs))
+
+        out = _ig(F, hb, steps, **opts)(h, params, x, args, kwargs)
+        A, delta = out if return_delta else (out, None)
+        return LayerAttribution(A, token_scores(A), delta)
+
+    compiled = jax.jit(run, static_argnames=("treedef", "static"))
+
+    def explain(params, x, *args, **kwargs) -> LayerAttribution:
+        leaves, treedef = jax.tree.flatten((params, x, args, kwargs))
+        dyn, static = [], []
+        for i, leaf in enumerate(leaves):
+            if _is_dynamic(leaf):
+                dyn.append(leaf)
+            else:
+                static.append((i, _Static(leaf)))
+        return compiled(dyn, treedef=treedef, static=tuple(static))
+
+    explain.__doc__ = f"Layer IG at {s.layer!r} of {type(model).__name__} ({steps} steps)."
+    return explain
