@@ -1,0 +1,497 @@
+"""Batches of explanations spread over devices and hosts: :func:`sharded`, :func:`explain_dataset`.
+
+:func:`sharded` turns an explanation function of ONE example into a function over a
+batch whose leading axis is split across the devices of a :class:`jax.sharding.Mesh`.
+It is one ``jax.jit`` of ``jax.vmap(fn)`` whose inputs are placed with a
+:class:`~jax.sharding.NamedSharding` on the batch axis and whose output carries the
+same sharding, so XLA runs each device's slice of the batch on that device (no
+Python loop over devices). The same code runs on one CPU, several GPUs, a TPU slice,
+or several processes after :func:`jax.distributed.initialize`.
+
+Example:
+  >>> import jax, jax.numpy as jnp, numpy as np, jig
+  >>> f = lambda x, w: jnp.sum(w * x ** 2)
+  >>> explain = jig.sharded(jig.ig(f, 0.0, 8), in_axes=(0, None))
+  >>> xs, w = np.ones((5, 3), np.float32), np.array([1.0, 2.0, 3.0], np.float32)
+  >>> explain(xs, w).round(4).tolist()[0]   # closed form: w * x**2
+  [1.0, 2.0, 3.0]
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = ["sharded", "explain_dataset"]
+
+InAxes = int | None | Sequence[int | None]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_in_axes(in_axes) -> InAxes:
+    def ok(a):
+        return a is None or (isinstance(a, (int, np.integer)) and not isinstance(a, bool) and a == 0)
+
+    if ok(in_axes):
+        return in_axes
+    if isinstance(in_axes, (tuple, list)) and all(ok(a) for a in in_axes):
+        return tuple(in_axes)
+    raise TypeError(
+        "in_axes must be 0 (every argument is batched along its leading axis), None, or a "
+        "tuple with one entry per positional argument, each 0 (batched) or None (the same "
+        f"for every example, e.g. model parameters, replicated); got {in_axes!r}"
+    )
+
+
+def _auto(mesh: Mesh) -> Mesh:
+    """The same devices and axis names with Auto axis types (safe for any model)."""
+    if all(t == jax.sharding.AxisType.Auto for t in mesh.axis_types):
+        return mesh
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(jax.sharding.AxisType.Auto,) * mesh.devices.ndim)
+
+
+def _check_axes(mesh: Mesh, axis) -> tuple[str, ...]:
+    if axis is None:
+        return tuple(mesh.axis_names)
+    axes = (axis,) if isinstance(axis, str) else tuple(axis)
+    if not axes or not all(isinstance(a, str) for a in axes):
+        raise TypeError(f"axis must be None, a mesh axis name or a tuple of them, got {axis!r}")
+    for a in axes:
+        if a not in mesh.axis_names:
+            raise ValueError(
+                f"axis={a!r} is not an axis of the mesh; the mesh has axes {tuple(mesh.axis_names)} "
+                f"(shape {dict(mesh.shape)}). Pass one of those names, or axis=None for all of them."
+            )
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis must not repeat a mesh axis, got {axes}")
+    return axes
+
+
+def default_mesh() -> Mesh:
+    """A 1-D mesh named ``"batch"`` over ``jax.devices()`` (every device of every process)."""
+    return Mesh(np.array(jax.devices()), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+class _Plan:
+    """The resolved mesh, batch axes and shardings of one :func:`sharded` function."""
+
+    def __init__(self, mesh: Mesh, axes: tuple[str, ...]):
+        self.mesh, self.axes = mesh, axes
+        self.auto = _auto(mesh)
+        spec = PartitionSpec(axes[0] if len(axes) == 1 else axes)
+        self.spec = spec
+        self.batch = NamedSharding(self.auto, spec)
+        self.out = NamedSharding(mesh, spec)
+        self.replicated = NamedSharding(self.auto, PartitionSpec())
+        self.shards = math.prod(mesh.shape[a] for a in axes)
+        me = jax.process_index()
+        self.multiprocess = any(d.process_index != me for d in mesh.devices.flat)
+        # how many distinct batch shards this process holds (rows are split in blocks of them)
+        starts = {idx[0].start for idx in self.batch.addressable_devices_indices_map((self.shards,)).values()}
+        self.local_shards = len(starts)
+        if self.local_shards == 0:
+            raise ValueError(
+                f"jig.sharded: process {me} holds no device of the mesh; every process that "
+                "calls the function must own devices of the mesh"
+            )
+
+
+def _expand_in_axes(in_axes: InAxes, nargs: int) -> tuple[int | None, ...]:
+    if not isinstance(in_axes, tuple):
+        return (in_axes,) * nargs
+    if len(in_axes) != nargs:
+        raise ValueError(
+            f"in_axes has {len(in_axes)} entries but the function was called with {nargs} "
+            "positional argument(s); give one entry (0 or None) per argument"
+        )
+    return in_axes
+
+
+def _batch_size(args, in_axes_t, who: str) -> int:
+    """The common leading-axis size of the batched arguments (checked)."""
+    first = None
+    for i, (arg, ax) in enumerate(zip(args, in_axes_t)):
+        if ax is None:
+            continue
+        for keypath, leaf in jax.tree_util.tree_flatten_with_path(arg)[0]:
+            where = f"argument {i}" + jax.tree_util.keystr(keypath)
+            shape = np.shape(leaf)
+            if not shape:
+                raise ValueError(
+                    f"{who}: {where} is batched (in_axes 0) but is a scalar with no leading axis; "
+                    "give it a leading batch axis, or mark it None in in_axes to share it"
+                )
+            if first is None:
+                first = (where, shape[0])
+            elif shape[0] != first[1]:
+                raise ValueError(
+                    f"{who}: the batched arguments must share the leading (batch) axis size, but "
+                    f"{first[0]} has {first[1]} rows and {where} has {shape[0]}"
+                )
+    if first is None:
+        raise ValueError(f"{who}: no argument is batched; in_axes must mark at least one argument 0")
+    return first[1]
+
+
+# --------------------------------------------------------------------------- padding
+
+
+def _pad_rows(leaf, target: int):
+    """``leaf`` with its leading axis edge-padded (last row repeated; zeros if empty) to ``target``."""
+    n = np.shape(leaf)[0]
+    if n == target:
+        return leaf
+    if isinstance(leaf, jax.Array):
+        if n == 0:
+            return jnp.zeros((target,) + leaf.shape[1:], leaf.dtype)
+        return jnp.concatenate([leaf, jnp.repeat(leaf[-1:], target - n, axis=0)])
+    leaf = np.asarray(leaf)
+    if n == 0:
+        return np.zeros((target,) + leaf.shape[1:], leaf.dtype)
+    return np.concatenate([leaf, np.repeat(leaf[-1:], target - n, axis=0)])
+
+
+def _to_auto(leaf):
+    """A jax.Array on an Explicit-axes mesh re-labelled onto its Auto twin (no copy)."""
+    sh = getattr(leaf, "sharding", None)
+    if isinstance(leaf, jax.Array) and isinstance(sh, NamedSharding):
+        auto = _auto(sh.mesh)
+        if auto is not sh.mesh:
+            return jax.device_put(leaf, NamedSharding(auto, sh.spec))
+    return leaf
+
+
+def _local_rows(out, n: int, plan: _Plan):
+    """This process's rows of a global array, in order, as one NumPy array (``n`` rows)."""
+    pieces = {}
+    for shard in out.addressable_shards:
+        start = shard.index[0].start or 0
+        if start not in pieces:
+            pieces[start] = np.asarray(shard.data)
+    return np.concatenate([pieces[s] for s in sorted(pieces)])[:n]
+
+
+def _allgather_sizes(n: int) -> np.ndarray:
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(np.asarray([n], np.int64))).reshape(-1)
+
+
+# --------------------------------------------------------------------------- sharded
+
+
+def sharded(
+    fn: Callable[..., Any],
+    *,
+    mesh: Mesh | None = None,
+    axis: str | Sequence[str] | None = None,
+    in_axes: InAxes = 0,
+) -> Callable[..., Any]:
+    """Split a batch of explanations across the devices of a mesh.
+
+    ``sharded(fn)(*batch_args)`` computes ``jax.vmap(fn, in_axes)(*batch_args)``:
+    ``fn`` explains ONE example (e.g. ``jig.ig(...)``, or a closure taking
+    per-example extras such as a class index or a baseline), and the batch's
+    leading axis is split across the devices of ``mesh`` along ``axis``. It is one
+    ``jax.jit`` over ``jax.vmap(fn)``: the batched inputs are placed with
+    ``NamedSharding(mesh, P(axis))``, the arguments marked ``None`` in ``in_axes``
+    are replicated, and each device computes its slice of the batch. A batch whose
+    size does not divide the number of shards is padded by repeating its last row
+    and the result is trimmed.
+
+    Output sharding (one process): every output leaf is a ``jax.Array`` of the
+    batch's size. When the batch size is a multiple of the number of shards
+    (the product of the sizes of ``axis``), its sharding is exactly
+    ``NamedSharding(mesh, P(axis))`` on the mesh you passed (its leading axis split
+    like the input); otherwise the trimmed slice is laid out by JAX, currently
+    replicated (``P()``). Keep batches a multiple of the shard count (or use
+    :func:`explain_dataset`) to keep results sharded.
+
+    Several processes (after :func:`jax.distributed.initialize`, with a mesh that
+    spans them, such as the default): every process calls the function at the same
+    time with its LOCAL rows (NumPy arrays or arrays on its own devices; the local
+    row counts may differ between processes, even be 0) and gets back the
+    attributions of exactly those rows, in order, as NumPy arrays. The global batch
+    is built with :func:`jax.make_array_from_process_local_data` (each process's
+    rows padded to a common size agreed by one small all-gather). Arguments marked
+    ``None`` in ``in_axes`` must be equal on every process. If the batched inputs
+    are already global ``jax.Array``s (not fully addressable), the result is the
+    global ``jax.Array`` instead, and the batch size must divide the shard count.
+
+    Args:
+      fn: a function of one example, ``fn(x, *extras) -> attributions`` (any pytree
+        of arrays). All arguments must be arrays, pytrees of arrays or numbers;
+        close over other Python objects.
+      mesh: a :class:`jax.sharding.Mesh` (Auto or Explicit axis types). ``None``:
+        a 1-D mesh named ``"batch"`` over ``jax.devices()`` (all devices of all
+        processes), made at the first call.
+      axis: the mesh axis name (or tuple of names) the batch is split over.
+        ``None``: all axes of the mesh, i.e. every device gets a slice.
+      in_axes: as in :func:`jax.vmap` but per positional argument only: ``0``
+        (batched along the leading axis) or ``None`` (shared, e.g. model
+        parameters, replicated on every device). A single value applies to all.
+
+    Returns:
+      A function of the batched arguments returning ``jax.vmap(fn, in_axes)`` of
+      them (see the output sharding above).
+
+    Raises:
+      ValueError: ``axis`` names no axis of ``mesh``; the batched arguments have
+        different leading sizes; ``in_axes`` does not match the arguments.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, numpy as np, jig
+      >>> logits = lambda x, w: x @ w                    # 3 features -> 2 classes
+      >>> def explain_one(x, c, w):                      # per-example class c
+      ...     return jig.ig(lambda x, w: logits(x, w)[c], 0.0, 16)(x, w)
+      >>> explain = jig.sharded(explain_one, in_axes=(0, 0, None))
+      >>> xs = np.ones((13, 3), np.float32)
+      >>> cs = np.arange(13) % 2
+      >>> w = np.array([[1.0, -1.0], [2.0, 0.0], [0.0, 3.0]], np.float32)
+      >>> A = explain(xs, cs, w)
+      >>> A.shape, A[0].round(4).tolist(), A[1].round(4).tolist()
+      ((13, 3), [1.0, 2.0, 0.0], [-1.0, 0.0, 3.0])
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable explaining one example, got {type(fn).__name__}")
+    in_axes = _check_in_axes(in_axes)
+    if mesh is not None and not isinstance(mesh, Mesh):
+        raise TypeError(f"mesh must be None or a jax.sharding.Mesh, got {type(mesh).__name__}")
+    state: dict[str, Any] = {}
+    if mesh is not None:
+        state["plan"] = _Plan(mesh, _check_axes(mesh, axis))
+    elif axis is not None:
+        _check_axes(default_mesh(), axis)
+
+    def plan() -> _Plan:
+        if "plan" not in state:
+            m = default_mesh()
+            state["plan"] = _Plan(m, _check_axes(m, axis))
+        return state["plan"]
+
+    def compiled(nargs: int):
+        key = ("jit", nargs)
+        if key not in state:
+            vm = jax.vmap(fn, in_axes=in_axes if isinstance(in_axes, tuple) else (in_axes,) * nargs)
+            state[key] = jax.jit(vm, out_shardings=plan().out)
+        return state[key]
+
+    def batched(*args):
+        p = plan()
+        in_axes_t = _expand_in_axes(in_axes, len(args))
+        n = _batch_size(args, in_axes_t, "jig.sharded")
+        return _run(p, compiled(len(args)), args, in_axes_t, n)
+
+    batched.__doc__ = f"{getattr(fn, '__name__', 'fn')} over a batch split across a mesh (jig.sharded)."
+    batched.plan = plan  # type: ignore[attr-defined]
+    batched.compiled = compiled  # type: ignore[attr-defined]
+    return batched
+
+
+def _is_global(leaf) -> bool:
+    return isinstance(leaf, jax.Array) and not leaf.is_fully_addressable
+
+
+def _run(p: _Plan, jitted, args, in_axes_t, n: int, padded_to: int | None = None):
+    batched_leaves = [l for a, ax in zip(args, in_axes_t) if ax == 0 for l in jax.tree.leaves(a)]
+    if any(_is_global(l) for l in batched_leaves):
+        if n % p.shards:
+            raise ValueError(
+                f"jig.sharded: global (multi-process) input arrays need a batch size divisible by "
+                f"the {p.shards} shards of axis {p.axes}, got {n}; pass process-local rows "
+                "instead to have them padded"
+            )
+        placed = [
+            jax.tree.map(lambda l: jax.device_put(_to_auto(l), p.batch if ax == 0 else p.replicated), a)
+            for a, ax in zip(args, in_axes_t)
+        ]
+        return jitted(*placed)
+
+    if not p.multiprocess:
+        target = -(-max(n, 1) // p.shards) * p.shards
+
+        def place(leaf, ax):
+            leaf = _to_auto(leaf)
+            if ax is None:
+                return jax.device_put(leaf, p.replicated)
+            return jax.device_put(_pad_rows(leaf, target), p.batch)
+
+        placed = [jax.tree.map(lambda l, ax=ax: place(l, ax), a) for a, ax in zip(args, in_axes_t)]
+        out = jitted(*placed)
+        if target != n:
+            out = jax.tree.map(lambda o: o[:n], out)
+        return out
+
+    # several processes, process-local rows
+    k = p.local_shards
+    if padded_to is None:
+        largest = int(_allgather_sizes(n).max())
+        padded_to = -(-max(largest, 1) // k) * k
+    global_rows = padded_to * (p.shards // k)
+
+    def place(leaf, ax):
+        if ax is None:
+            if _is_global(leaf):
+                return jax.device_put(leaf, p.replicated)
+            host = np.asarray(leaf)
+            return jax.make_array_from_process_local_data(p.replicated, host, host.shape)
+        host = np.asarray(_pad_rows(np.asarray(leaf), padded_to))
+        return jax.make_array_from_process_local_data(p.batch, host, (global_rows,) + host.shape[1:])
+
+    placed = [jax.tree.map(lambda l, ax=ax: place(l, ax), a) for a, ax in zip(args, in_axes_t)]
+    out = jitted(*placed)
+    return jax.tree.map(lambda o: _local_rows(o, n, p), out)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def explain_dataset(
+    fn: Callable[..., Any],
+    *args: Any,
+    batch_size: int = 256,
+    in_axes: InAxes = 0,
+    mesh: Mesh | None = None,
+    axis: str | Sequence[str] | None = None,
+    progress: bool = True,
+    out: Any = None,
+) -> Any:
+    """Explain every row of a dataset, streaming fixed-size batches through :func:`sharded`.
+
+    Computes the same as ``jax.vmap(fn, in_axes)(*args)``, but in batches of
+    ``batch_size`` rows split across the mesh's devices, with the host copy of one
+    batch's result overlapping the next batch's computation, so memory stays
+    bounded for many thousands of examples. Every batch, the last one included, is
+    padded to the same size, so the explainer is compiled once.
+
+    Several processes: each passes its local rows (row counts may differ) and gets
+    its own rows' attributions; all processes must call it together (it runs the
+    same number of steps everywhere). ``batch_size`` is then per process.
+
+    Args:
+      fn: an explanation function of one example (see :func:`sharded`).
+      *args: the dataset, as positional arguments of ``fn``: arrays (NumPy,
+        ``np.memmap`` or JAX) with the examples on the leading axis for arguments
+        marked ``0`` in ``in_axes``, anything else for ``None`` entries.
+      batch_size: rows per step, rounded up to a multiple of this process's number
+        of shards.
+      in_axes, mesh, axis: as in :func:`sharded`.
+      progress: show a tqdm progress bar (on process 0). Needs ``tqdm``
+        (``pip install tqdm``, in the ``demo``/``test`` extras).
+      out: where to put the attributions. ``None``: new NumPy arrays (a pytree
+        like ``fn``'s output with a leading axis of the dataset's size). A path
+        (``str``/``os.PathLike``, single-array output only): a ``.npy`` file written
+        batch by batch through a memory map, returned as a read-write
+        ``np.memmap``. A NumPy array (or a pytree of them) of the right shapes:
+        filled in place and returned.
+
+    Returns:
+      The attributions for every row, as NumPy arrays (or the memmap / ``out``).
+
+    Example:
+      >>> import numpy as np, jax.numpy as jnp, jig
+      >>> explain = jig.ig(lambda x: jnp.sum(x ** 2), 0.0, 8)
+      >>> xs = np.arange(30, dtype=np.float32).reshape(10, 3)
+      >>> A = jig.explain_dataset(explain, xs, batch_size=4, progress=False)
+      >>> A.shape, bool(np.allclose(A, xs ** 2, rtol=1e-5))
+      ((10, 3), True)
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int (rows per step), got {batch_size!r}")
+    explain = sharded(fn, mesh=mesh, axis=axis, in_axes=in_axes)
+    p: _Plan = explain.plan()  # type: ignore[attr-defined]
+    in_axes_t = _expand_in_axes(_check_in_axes(in_axes), len(args))
+    n = _batch_size(args, in_axes_t, "jig.explain_dataset")
+    k = p.local_shards if p.multiprocess else p.shards
+    bs = -(-int(batch_size) // k) * k
+    steps = -(-n // bs)
+    if p.multiprocess:
+        steps = int(max(-(-int(s) // bs) for s in _allgather_sizes(n)))
+
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError as e:  # pragma: no cover - tqdm is in the test extra
+            raise ImportError(
+                "jig.explain_dataset(progress=True) needs tqdm: pip install tqdm, or pass progress=False"
+            ) from e
+        bar = tqdm(total=n, unit="ex", desc="jig", disable=jax.process_index() != 0)
+
+    jitted = explain.compiled(len(args))  # type: ignore[attr-defined]
+
+    def batch(i):
+        lo, hi = i * bs, min((i + 1) * bs, n)
+        rows = []
+        for a, ax in zip(args, in_axes_t):
+            if ax is None:
+                rows.append(a)
+                continue
+
+            def take(leaf):
+                part = leaf[lo:hi] if lo < n else leaf[n - 1 : n] if n else leaf[:0]
+                part = np.asarray(part) if not isinstance(part, jax.Array) else part
+                return _pad_rows(part, bs)
+
+            rows.append(jax.tree.map(take, a))
+        return max(0, hi - lo), rows
+
+    def run(i):
+        m, rows = batch(i)
+        res = _run(p, jitted, rows, in_axes_t, bs, padded_to=bs if p.multiprocess else None)
+        return i, m, res
+
+    dest = None if out is None else out
+    pending = run(0) if steps else None
+    for i in range(steps):
+        nxt = run(i + 1) if i + 1 < steps else None  # dispatched before we block on `pending`
+        j, m, res = pending
+        host = jax.tree.map(lambda r: np.asarray(r)[:m], res)
+        if dest is None or isinstance(dest, (str, os.PathLike)):
+            dest = _allocate(dest, host, n)
+        _write(dest, host, j * bs, n)
+        if bar is not None:
+            bar.update(m)
+        pending = nxt
+    if bar is not None:
+        bar.close()
+    if dest is None or isinstance(dest, (str, os.PathLike)):  # empty dataset
+        shapes = jax.eval_shape(jax.vmap(fn, in_axes=in_axes_t), *[_pad_rows(np.asarray(a), 1) if ax == 0 else a for a, ax in zip(args, in_axes_t)])
+        dest = _allocate(dest, jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], s.dtype), shapes), n)
+    if isinstance(dest, np.memmap):
+        dest.flush()
+    return dest
+
+
+def _allocate(dest, first, n: int):
+    leaves = jax.tree.leaves(first)
+    if dest is None:
+        return jax.tree.map(lambda r: np.empty((n,) + r.shape[1:], r.dtype), first)
+    if len(leaves) != 1 or not isinstance(first, np.ndarray):
+        raise ValueError(
+            "jig.explain_dataset: out=<path> writes one .npy file, so fn must return a single "
+            f"array; it returned a pytree with {len(leaves)} leaves. Pass out=None or a pytree of arrays."
+        )
+    return np.lib.format.open_memmap(os.fspath(dest), mode="w+", dtype=first.dtype, shape=(n,) + first.shape[1:])
+
+
+def _write(dest, host, lo: int, n: int):
+    dl, dt = jax.tree.flatten(dest)
+    hl, ht = jax.tree.flatten(host)
+    if dt != ht:
+        raise ValueError(f"jig.explain_dataset: out has structure {dt} but fn returns {ht}")
+    for d, h in zip(dl, hl):
+        if not hasattr(d, "shape") or tuple(d.shape) != (n,) + h.shape[1:]:
+            raise ValueError(
+                f"jig.explain_dataset: out must hold {n} rows of shape {h.shape[1:]} "
+                f"(shape {(n,) + h.shape[1:]}), got an array of shape {getattr(d, 'shape', None)}"
+            )
+        d[lo : lo + h.shape[0]] = h
