@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jig import adaptive as _adaptive
 from jig import paths as _paths
 from jig import rules as _rules
 
@@ -262,7 +263,7 @@ class _Config(NamedTuple):
 
     f: Any
     baseline_fn: Any
-    rule: _rules.Rule
+    rule: _rules.Rule | None  # None with adaptive steps
     steps: int
     path: _paths.Path  # with params=None; the params travel as arguments
     argnums: int | tuple[int, ...]
@@ -270,6 +271,12 @@ class _Config(NamedTuple):
     return_delta: bool
     check_finite: bool
     mesh: Any
+    adaptive: _adaptive.Adaptive | None = None
+
+
+def _rule_nodes(config: _Config, work):
+    alphas, weights = config.rule(config.steps)
+    return jnp.asarray(alphas, dtype=work), jnp.asarray(weights, dtype=work)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "treedef", "static"))
@@ -277,7 +284,6 @@ def _explain(dyn, baseline_in, params, *, config: _Config, treedef, static):
     """The compiled explainer: IG of ``config.f`` at the call's arguments."""
     f, baseline_fn, path, argnums = config.f.value, config.baseline_fn, config.path, config.argnums
     multi = isinstance(argnums, tuple)
-    alphas_np, weights_np = config.rule(config.steps)
     leaves = list(dyn)
     for i, s in static:
         leaves.insert(i, s.value)
@@ -309,12 +315,18 @@ def _explain(dyn, baseline_in, params, *, config: _Config, treedef, static):
         return jax.tree.map(lambda gl, xl: gl.astype(xl.dtype), g, xw)
 
     work = jnp.result_type(*jax.tree.leaves(xw))
-    alphas = jnp.asarray(alphas_np, dtype=work)
-    weights = jnp.asarray(weights_np, dtype=work)
-    if path.integrate is not None:
-        total = path.integrate(params, grad_fn, xw, b, alphas, weights)
+
+    def ends():  # F(x) and the mean of F over the path's start(s)
+        starts = path.starts(params, xw, b)
+        f_start = jnp.mean(jax.vmap(lambda s: F(to_input(s)))(starts).astype(work))
+        return F(x).astype(work), f_start
+
+    if config.adaptive is not None:
+        total, info = _adaptive.integrate(config.adaptive, path, params, grad_fn, xw, b, *ends())
+    elif path.integrate is not None:
+        total = path.integrate(params, grad_fn, xw, b, *_rule_nodes(config, work))
     else:
-        node_stack, node_w = path.nodes(params, xw, b, alphas, weights)
+        node_stack, node_w = path.nodes(params, xw, b, *_rule_nodes(config, work))
         total = _integrate(
             path, params, grad_fn, xw, b, node_stack, node_w, config.chunk_size, config.mesh
         )
@@ -324,9 +336,9 @@ def _explain(dyn, baseline_in, params, *, config: _Config, treedef, static):
     attributions = to_input(total)
     if not config.return_delta:
         return attributions
-    starts = path.starts(params, xw, b)
-    f_start = jnp.mean(jax.vmap(lambda s: F(to_input(s)))(starts).astype(work))
-    f_x = F(x).astype(work)
+    if config.adaptive is not None:
+        return attributions, info
+    f_x, f_start = ends()
     total_sum = sum(jnp.sum(t) for t in jax.tree.leaves(total))
     return attributions, total_sum - (f_x - f_start)
 
@@ -346,6 +358,8 @@ def ig(
     return_delta: bool = False,
     check_finite: bool = False,
     mesh: jax.sharding.Mesh | None = None,
+    tol: float | None = None,
+    max_steps: int | None = None,
 ) -> Callable[..., Any]:
     """Integrated Gradients of ``f``: a function transform, like :func:`jax.grad`.
 
@@ -385,6 +399,15 @@ def ig(
       mesh: a :class:`jax.sharding.Mesh`; the path points of each explanation are
         split across all of its devices and the weighted sum reduced across them
         (for a single large input; see :func:`jig.sharded` for batches).
+      tol: adaptive steps (:mod:`jig.adaptive`): refine a nested rule until
+        ``|delta| <= tol * |F(x) - F(γ(0))|``. ``steps`` is then the first level's
+        number of intervals (``steps + 1`` points, doubled per refinement), ``rule``
+        must be ``"romberg"`` (the default ``"gauss_legendre"`` means it) or
+        ``"riemann_trapezoid"``, ``chunk_size`` (points per loop iteration) must
+        divide ``steps``, and ``return_delta=True`` returns
+        ``(attributions, jig.AdaptiveInfo(delta, points, converged))``.
+      max_steps: with ``tol``, the most path points per explanation (default
+        ``64 * steps + 1``); the refinement stops at the last level that fits.
 
     Returns:
       A function taking the same arguments as ``f`` and returning the attributions,
@@ -405,13 +428,21 @@ def ig(
       >>> bool(abs(delta) < 1e-5)
       True
     """
-    rule = _rules.get(rule)
-    rule(steps)  # checks steps against the rule, before anything is traced
+    chunk_size = _check_chunk_size(chunk_size)
+    adaptive = None
+    if tol is None and max_steps is None:
+        rule = _rules.get(rule)
+        rule(steps)  # checks steps against the rule, before anything is traced
+    else:
+        steps = _rules.check_steps(steps)
+        adaptive = _adaptive.configure(tol, steps, max_steps, rule, chunk_size)
+        rule = None
     path = _check_path(path)
     argnums = _check_argnums(argnums)
-    chunk_size = _check_chunk_size(chunk_size)
     if mesh is not None and not isinstance(mesh, jax.sharding.Mesh):
         raise TypeError(f"mesh must be None or a jax.sharding.Mesh, got {type(mesh).__name__}")
+    if adaptive is not None:
+        _adaptive.check_path(path, mesh)
     if mesh is not None:
         mesh = _auto_mesh(mesh)
     baseline_fn = None
@@ -442,6 +473,7 @@ def ig(
         return_delta=bool(return_delta),
         check_finite=bool(check_finite),
         mesh=mesh,
+        adaptive=adaptive,
     )
     baseline_arg = None if baseline_fn is not None else baseline
 
@@ -464,5 +496,6 @@ def ig(
             dyn, baseline_arg, path.params, config=config, treedef=treedef, static=tuple(static)
         )
 
-    explainer.__doc__ = f"Integrated Gradients of {getattr(f, '__name__', 'f')} ({rule.name}, {steps} steps, {path.name} path)."
+    how = f"{rule.name}, {steps} steps" if adaptive is None else f"adaptive, tol={adaptive.tol}"
+    explainer.__doc__ = f"Integrated Gradients of {getattr(f, '__name__', 'f')} ({how}, {path.name} path)."
     return explainer
