@@ -6,6 +6,17 @@ A path ``γ(α)`` runs from a start (``α = 0``, usually the baseline) to the in
 (``params``), which :func:`jig.ig` passes into its compiled function as
 arguments (never as closed-over constants).
 
+==================  =====================================  ==================
+constructor         path                                   ``baseline=``
+==================  =====================================  ==================
+:func:`straight`    ``b + α (x - b)`` (the default)        the baseline
+:func:`blur`        ``gaussian_blur(x, (1 - α) σ_max)``    ``None``
+:func:`expected`    straight lines from K baselines,        ``None``
+                    averaged (Expected Gradients)
+:func:`custom`      any ``gamma(α, x, b)``; ``γ'`` by jvp  the baseline
+:func:`guided`      Guided IG's adaptive path               the baseline
+==================  =====================================  ==================
+
 Example:
   >>> import jax.numpy as jnp, jig
   >>> explain = jig.ig(lambda x: jnp.sum(x ** 2), 0.0, 8, path=jig.paths.straight())
@@ -15,12 +26,25 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+import math
+import numbers
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
 
-__all__ = ["Path", "straight", "default_nodes"]
+__all__ = [
+    "Path",
+    "straight",
+    "blur",
+    "expected",
+    "custom",
+    "guided",
+    "gaussian_blur",
+    "default_nodes",
+]
 
 
 def default_nodes(params, x, baseline, alphas, weights):
@@ -57,6 +81,10 @@ class Path(NamedTuple):
         (e.g. adaptive paths): ``(params, grad_fn, x, baseline, alphas,
         weights) -> attributions``, where ``grad_fn(point)`` returns ``∇F`` at a
         point in the working dtype.
+
+    The functions are part of the compiled explainer's static configuration, so
+    they should compare equal for equal paths (the constructors here use
+    :class:`_Bound`, a hashable partial) to share compilations.
     """
 
     name: str
@@ -67,6 +95,28 @@ class Path(NamedTuple):
     needs_baseline: bool = True
     constant_velocity: bool = False
     integrate: Callable[..., Any] | None = None
+
+
+class _Bound(NamedTuple):
+    """``fn`` with leading static arguments bound; hashable and compared by value
+    (unlike ``functools.partial``), so equal paths share one compilation."""
+
+    fn: Callable[..., Any]
+    args: tuple
+
+    def __call__(self, *rest):
+        return self.fn(*self.args, *rest)
+
+
+def _no_baseline(name: str, baseline) -> None:
+    if baseline is not None:
+        raise ValueError(
+            f"the {name!r} path defines its own start, so it takes baseline=None; "
+            f"call jig.ig(f, None, steps, path=...) (the default baseline 0.0 would be ignored)"
+        )
+
+
+# --------------------------------------------------------------------------- straight
 
 
 def _straight_point(params, alpha, x, baseline):
@@ -99,4 +149,610 @@ def straight() -> Path:
         point=_straight_point,
         starts=_straight_starts,
         constant_velocity=True,
+    )
+
+
+# --------------------------------------------------------------------------- blur
+
+
+def _check_axes(axes) -> tuple[int, ...]:
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+        axes = (axes,)
+    if (
+        not isinstance(axes, (tuple, list))
+        or not axes
+        or not all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes)
+    ):
+        raise TypeError(f"axes must be an int or a non-empty tuple of ints (the spatial axes), got {axes!r}")
+    axes = tuple(int(a) for a in axes)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axes must not repeat an axis, got {axes}")
+    return axes
+
+
+def _check_sigma(name: str, value, *, allow_zero: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive Python float (pixels), got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(
+            f"{name} must be finite and {bound} (the Gaussian's standard deviation in "
+            f"pixels), got {value}"
+        )
+    return value
+
+
+def _resolve_axes(axes: tuple[int, ...], shape: tuple[int, ...], what: str) -> tuple[int, ...]:
+    ndim = len(shape)
+    if any(not -ndim <= a < ndim for a in axes):
+        raise ValueError(
+            f"{what} has shape {shape}, which lacks the spatial axes {axes} to blur over; "
+            f"blur expects an image of shape HW or HWC (axes=(0, 1), the default) and "
+            f"takes axes=... for other layouts (e.g. axes=(1, 2) for CHW)"
+        )
+    resolved = tuple(a % ndim for a in axes)
+    if len(set(resolved)) != len(resolved):
+        raise ValueError(f"axes {axes} name the same axis twice for {what} of shape {shape}")
+    return resolved
+
+
+def _reflect_index(n: int, radius: int) -> np.ndarray:
+    """``(n, 2r+1)`` source indices of a ``reflect`` padded window (scipy.ndimage's
+    ``mode='reflect'``: ``d c b a | a b c d | d c b a``), for any radius."""
+    j = (np.arange(n)[:, None] + np.arange(-radius, radius + 1)[None, :]) % (2 * n)
+    return np.where(j >= n, 2 * n - 1 - j, j)
+
+
+# below this sigma the kernel is the identity to float32 precision (exp(-200) == 0)
+_SIGMA_FLOOR = 0.05
+
+
+def _kernel(sigma, radius: int, dtype):
+    """Normalised Gaussian taps at offsets ``-r..r``; smooth in ``sigma``, with
+    all derivatives 0 at ``sigma -> 0``, where it becomes the identity."""
+    t = jnp.arange(-radius, radius + 1, dtype=dtype)
+    sigma = jnp.asarray(sigma, dtype)
+    s = jnp.where(sigma > _SIGMA_FLOOR, sigma, _SIGMA_FLOOR)
+    return jax.nn.softmax(-(t * t) / (2 * s * s))
+
+
+def _blur_matrix(kernel, n: int, radius: int):
+    """The ``(n, n)`` matrix of a 1-D reflect-padded convolution with ``kernel``."""
+    cols = _reflect_index(n, radius)
+    rows = np.broadcast_to(np.arange(n)[:, None], cols.shape)
+    taps = jnp.broadcast_to(kernel, cols.shape)
+    return jnp.zeros((n, n), kernel.dtype).at[rows, cols].add(taps)
+
+
+def gaussian_blur(x, sigma, *, axes: Sequence[int] = (0, 1), radius: int | None = None, truncate: float = 3.0):
+    """Gaussian blur of an array (or every leaf of a pytree) over ``axes``.
+
+    Separable: one 1-D convolution per axis, with ``reflect`` boundaries (as
+    ``scipy.ndimage.gaussian_filter(mode='reflect')``) and a kernel of fixed radius
+    ``radius`` (default ``ceil(truncate * sigma)``; pass it when ``sigma`` is
+    traced). Differentiable in ``x`` and in ``sigma``; ``sigma = 0`` returns ``x``
+    exactly (the kernel is smooth in ``sigma`` and becomes the identity below
+    0.05 pixels).
+
+    Args:
+      x: an array or pytree of arrays with the spatial ``axes``.
+      sigma: the standard deviation in pixels (a float or a traced scalar >= 0).
+      axes: the spatial axes; default ``(0, 1)``, the H and W of an ``HW`` or
+        ``HWC`` image. Use ``(1, 2)`` for ``CHW``.
+      radius: kernel half-width in pixels (static). Required when ``sigma`` is
+        traced.
+      truncate: the radius in standard deviations when ``radius`` is not given.
+
+    Example:
+      >>> import jax.numpy as jnp, jig
+      >>> img = jnp.zeros((5, 5)).at[2, 2].set(1.0)
+      >>> out = jig.paths.gaussian_blur(img, 1.0)
+      >>> round(float(out.sum()), 4), bool(out[2, 2] < 1.0)
+      (1.0, True)
+      >>> bool(jnp.all(jig.paths.gaussian_blur(img, 0.0, radius=3) == img))
+      True
+    """
+    axes = _check_axes(axes)
+    if radius is None:
+        radius = math.ceil(truncate * _check_sigma("sigma", sigma, allow_zero=True))
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
+        raise ValueError(f"radius must be an int >= 0 (pixels), got {radius!r}")
+    return jax.tree.map(lambda leaf: _blur_leaf(leaf, sigma, axes, int(radius)), x)
+
+
+def _blur_leaf(leaf, sigma, axes, radius):
+    leaf = jnp.asarray(leaf)
+    dtype = leaf.dtype if jnp.issubdtype(leaf.dtype, jnp.floating) else jnp.float32
+    leaf = leaf.astype(dtype)
+    if radius == 0:
+        return leaf
+    kernel = _kernel(sigma, radius, dtype)
+    for axis in _resolve_axes(axes, tuple(leaf.shape), "the input"):
+        m = _blur_matrix(kernel, leaf.shape[axis], radius)
+        leaf = jnp.moveaxis(jnp.tensordot(m, leaf, axes=([1], [axis])), 0, axis)
+    return leaf
+
+
+def _blur_check(config, x, baseline):
+    _no_baseline("blur", baseline)
+    for i, leaf in enumerate(jax.tree.leaves(x)):
+        _resolve_axes(config[1], tuple(leaf.shape), f"blur: the attributed input (leaf {i})")
+
+
+def _blur_point(config, params, alpha, x, baseline):
+    max_sigma, axes, radius = config
+    del params
+    _blur_check(config, x, baseline)
+    along = lambda a: gaussian_blur(x, (1.0 - a) * max_sigma, axes=axes, radius=radius)  # noqa: E731
+    return jax.jvp(along, (alpha,), (jnp.ones_like(alpha),))
+
+
+def _blur_starts(config, params, x, baseline):
+    max_sigma, axes, radius = config
+    del params
+    _blur_check(config, x, baseline)
+    return jax.tree.map(lambda s: s[None], gaussian_blur(x, max_sigma, axes=axes, radius=radius))
+
+
+def blur(max_sigma: float = 10.0, *, axes: Sequence[int] = (0, 1), truncate: float = 3.0) -> Path:
+    """Blur IG (Xu et al. 2020): the path from a blurred copy of ``x`` to ``x``.
+
+    ``γ(α) = gaussian_blur(x, σ(α))`` with ``σ(α) = (1 - α) max_sigma``, so the
+    start is ``x`` blurred with ``max_sigma`` and the end is ``x`` exactly. No
+    baseline: call ``jig.ig(f, None, steps, path=jig.paths.blur(...))`` (a
+    baseline other than ``None`` raises). ``γ'`` is exact, by ``jax.jvp`` in
+    ``α`` through the blur, and completeness holds against
+    ``F(x) - F(gaussian_blur(x, max_sigma))``.
+
+    The blur is separable with ``reflect`` boundaries over the spatial ``axes``
+    (default ``(0, 1)``: the H and W of an ``HW`` or ``HWC`` input; under
+    ``jax.vmap`` the batch axis is not counted) and a fixed kernel radius
+    ``ceil(truncate * max_sigma)``; see :func:`gaussian_blur`. An input without
+    those axes raises ``ValueError`` naming its shape. Each leaf of a pytree
+    input is blurred on its own.
+
+    Args:
+      max_sigma: the blur of the start, in pixels; must be > 0 (``ValueError``
+        otherwise). As ``max_sigma -> 0`` the path shrinks to the point ``x``:
+        attributions and delta go to 0 (below 0.05 pixels they are exactly 0).
+      axes: the spatial axes to blur over.
+      truncate: kernel radius in standard deviations of ``max_sigma``.
+
+    Example:
+      >>> import jax.numpy as jnp, jig
+      >>> img = jnp.zeros((6, 6)).at[2:4, 2:4].set(1.0)
+      >>> f = lambda x: jnp.sum(x[2:4, 2:4] ** 2)
+      >>> A, delta = jig.ig(f, None, 32, path=jig.paths.blur(3.0), return_delta=True)(img)
+      >>> A.shape, bool(abs(delta) < 1e-4)
+      ((6, 6), True)
+    """
+    max_sigma = _check_sigma("max_sigma", max_sigma, allow_zero=False)
+    axes = _check_axes(axes)
+    if isinstance(truncate, bool) or not isinstance(truncate, numbers.Real) or not truncate > 0:
+        raise ValueError(f"truncate must be a float > 0 (standard deviations), got {truncate!r}")
+    config = (max_sigma, axes, max(1, math.ceil(float(truncate) * max_sigma)))
+    return Path(
+        name="blur",
+        point=_Bound(_blur_point, (config,)),
+        starts=_Bound(_blur_starts, (config,)),
+        needs_baseline=False,
+    )
+
+
+# --------------------------------------------------------------------------- expected
+
+
+def _is_key(key) -> bool:
+    if not isinstance(key, (jax.Array, np.ndarray)):
+        return False
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key.shape == ()
+    return key.dtype == jnp.uint32 and key.shape == (2,)
+
+
+def _stack_leaves_k(baselines) -> int:
+    leaves = jax.tree.leaves(baselines)
+    if not leaves:
+        raise ValueError("expected: baselines has no array leaves; pass a stack of shape (K, *x.shape)")
+    ks = set()
+    for i, leaf in enumerate(leaves):
+        if not isinstance(leaf, (jax.Array, np.ndarray)) and not hasattr(leaf, "shape"):
+            raise TypeError(
+                f"expected: baselines leaf {i} is a {type(leaf).__name__}; expected an array "
+                "stack of shape (K, *x.shape) (or a callable x -> stack)"
+            )
+        dtype = jnp.result_type(leaf)
+        if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+            raise TypeError(f"expected: baselines leaf {i} has dtype {dtype}; expected real numbers")
+        if leaf.ndim < 1 or leaf.shape[0] < 1:
+            raise ValueError(
+                f"expected: baselines leaf {i} has shape {tuple(leaf.shape)}; expected a stack "
+                "with a leading axis of K >= 1 baselines, shape (K, *x.shape)"
+            )
+        ks.add(leaf.shape[0])
+    if len(ks) != 1:
+        raise ValueError(f"expected: the baselines' leaves disagree on K (leading axis sizes {sorted(ks)})")
+    return ks.pop()
+
+
+def _expected_stack(config, params, x, baseline):
+    """The stack of baselines, checked against ``x`` (at trace time), in x's dtypes."""
+    stack_fn = config[0]
+    _no_baseline("expected", baseline)
+    stack = params["stack"] if stack_fn is None else stack_fn(x)
+    x_leaves, x_tree = jax.tree.flatten(x)
+    s_leaves, s_tree = jax.tree.flatten(stack)
+    if s_tree != x_tree:
+        raise ValueError(
+            f"expected: the baselines stack has structure {s_tree}, but the attributed "
+            f"input has structure {x_tree}; expected the input's structure with a leading "
+            "axis K on every leaf"
+        )
+    k = _stack_leaves_k(stack)
+    for i, (s, xl) in enumerate(zip(s_leaves, x_leaves)):
+        if tuple(s.shape[1:]) != tuple(xl.shape):
+            raise ValueError(
+                f"expected: baselines leaf {i} has shape {tuple(s.shape)}, whose trailing "
+                f"shape {tuple(s.shape[1:])} does not match the attributed input's shape "
+                f"{tuple(xl.shape)}; expected (K, *x.shape) = (K, {', '.join(map(str, xl.shape))})"
+            )
+    stack = jax.tree.map(lambda s, xl: jnp.asarray(s).astype(xl.dtype), stack, x)
+    return stack, k
+
+
+def _expected_nodes(config, params, x, baseline, alphas, weights):
+    _, samples = config
+    _, k = _expected_stack(config, params, x, baseline)
+    if samples is None:  # exact: every (baseline, alpha) pair, weights w_j / K
+        m = alphas.shape[0]
+        index = jnp.repeat(jnp.arange(k, dtype=jnp.int32), m)
+        return {"alpha": jnp.tile(alphas, k), "index": index}, jnp.tile(weights, k) / k
+    k_index, k_alpha = jax.random.split(params["key"])
+    index = jax.random.randint(k_index, (samples,), 0, k, dtype=jnp.int32)
+    alpha = jax.random.uniform(k_alpha, (samples,), dtype=alphas.dtype)
+    return {"alpha": alpha, "index": index}, jnp.full((samples,), 1.0 / samples, weights.dtype)
+
+
+def _expected_point(config, params, node, x, baseline):
+    stack, _ = _expected_stack(config, params, x, baseline)
+    b = jax.tree.map(lambda s: s[node["index"]], stack)
+    return _straight_point(None, node["alpha"], x, b)
+
+
+def _expected_starts(config, params, x, baseline):
+    return _expected_stack(config, params, x, baseline)[0]
+
+
+def expected(baselines, *, key: jax.Array | None = None, samples: int | None = None) -> Path:
+    """Expected Gradients (Erion et al.): IG averaged over K baselines.
+
+    ``A = (1/K) Σ_k IG(x; b_k)``, each along the straight line from ``b_k``.
+
+    * exact (default): every pair of a baseline and a rule node, with weight
+      ``w_j / K``: the mean of K straight-line IGs with the rule of
+      :func:`jig.ig`. Costs ``K * steps`` gradients (use ``chunk_size`` to bound
+      memory).
+    * Monte Carlo (``key`` and ``samples``): ``samples`` pairs ``(k, α)`` with
+      ``k`` uniform over the stack and ``α ~ U[0, 1]``, each weighted
+      ``1 / samples``: the estimator of Erion et al. ``steps`` and ``rule`` of
+      :func:`jig.ig` are then not used. The same key gives the same result.
+
+    Completeness holds against the mean: ``Σ A = F(x) - mean_k F(b_k)``, which is
+    what ``return_delta`` reports (in the Monte Carlo form only in expectation).
+    Call with ``baseline=None``: the stack replaces it.
+
+    Args:
+      baselines: a stack with a leading axis of K baselines, shape ``(K, *x.shape)``
+        (a pytree like ``x`` with that leading axis on each leaf), e.g. a batch of
+        training rows (:func:`jig.baselines.sample`); or a callable
+        ``x -> stack`` (e.g. ``jig.baselines.uniform(key, num=8)``). The trailing
+        shape is checked against ``x`` when the explainer is traced.
+      key: a PRNG key for the Monte Carlo form (with ``samples``).
+      samples: the number of ``(baseline, alpha)`` draws (with ``key``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jig
+      >>> f = lambda x: jnp.sum(x ** 2)
+      >>> stack = jnp.array([[0.0, 0.0], [1.0, -1.0]])
+      >>> x = jnp.array([2.0, 1.0])
+      >>> jig.ig(f, None, 4, path=jig.paths.expected(stack))(x).round(4).tolist()  # mean of x²-b²
+      [3.5, 0.5]
+      >>> mc = jig.paths.expected(stack, key=jax.random.key(0), samples=256)
+      >>> A = jig.ig(f, None, 4, path=mc)(x)
+      >>> A.shape
+      (2,)
+    """
+    if (key is None) != (samples is None):
+        raise ValueError(
+            "expected: pass both key and samples for the Monte Carlo form, or neither for "
+            f"the exact form; got key={'None' if key is None else 'a key'}, samples={samples!r}"
+        )
+    if samples is not None:
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+            raise ValueError(f"expected: samples must be an int >= 1, got {samples!r}")
+        samples = int(samples)
+        if not _is_key(key):
+            raise TypeError(
+                "expected: key must be a PRNG key (jax.random.key(seed), or a legacy "
+                f"jax.random.PRNGKey), got {key!r}"
+            )
+    if callable(baselines) and not isinstance(baselines, (jax.Array, np.ndarray)):
+        stack_fn, stack = baselines, None
+    else:
+        stack_fn, stack = None, baselines
+        _stack_leaves_k(stack)
+    config = (stack_fn, samples)
+    return Path(
+        name="expected" if samples is None else "expected (Monte Carlo)",
+        point=_Bound(_expected_point, (config,)),
+        starts=_Bound(_expected_starts, (config,)),
+        nodes=_Bound(_expected_nodes, (config,)),
+        params={"stack": stack, "key": key},
+        needs_baseline=False,
+    )
+
+
+# --------------------------------------------------------------------------- custom
+
+
+def _call_gamma(config, params, alpha, x, baseline):
+    gamma, with_params = config[0], config[1]
+    out = gamma(alpha, x, baseline, params) if with_params else gamma(alpha, x, baseline)
+    x_leaves, x_tree = jax.tree.flatten(x)
+    o_leaves, o_tree = jax.tree.flatten(out)
+    if o_tree != x_tree:
+        raise ValueError(
+            f"custom: gamma(alpha, x, baseline) returned structure {o_tree}; expected the "
+            f"attributed input's structure {x_tree}"
+        )
+    for i, (o, xl) in enumerate(zip(o_leaves, x_leaves)):
+        if tuple(jnp.shape(o)) != tuple(xl.shape):
+            raise ValueError(
+                f"custom: gamma(alpha, x, baseline) returned leaf {i} of shape "
+                f"{tuple(jnp.shape(o))}; expected the input's shape {tuple(xl.shape)}"
+            )
+    return jax.tree.map(lambda o, xl: jnp.asarray(o).astype(xl.dtype), out, x)
+
+
+def _custom_point(config, params, alpha, x, baseline):
+    along = lambda a: _call_gamma(config, params, a, x, baseline)  # noqa: E731
+    return jax.jvp(along, (alpha,), (jnp.ones_like(alpha),))
+
+
+def _custom_starts(config, params, x, baseline):
+    dtype = jax.tree.leaves(x)[0].dtype
+    start = _call_gamma(config, params, jnp.zeros((), dtype), x, baseline)
+    return jax.tree.map(lambda s: s[None], start)
+
+
+def _endpoint_error(got, want, rtol, atol):
+    """The largest ``|got - want| / (atol + rtol * max|want|)`` over the leaves."""
+    ratios = [
+        jnp.max(jnp.abs(g - w)) / (atol + rtol * jnp.max(jnp.abs(w)))
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want))
+        if w.size
+    ]
+    return jnp.max(jnp.stack(ratios)) if ratios else jnp.zeros(())
+
+
+def _raise_endpoints(start_ratio, end_ratio):
+    start_ratio, end_ratio = np.max(np.asarray(start_ratio)), np.max(np.asarray(end_ratio))
+    if not start_ratio <= 1.0:
+        raise ValueError(
+            "custom: gamma(0, x, baseline) must equal the baseline (the path's start), but it "
+            f"differs by {start_ratio:.3g}x the tolerance (atol + rtol * max|baseline|); "
+            "pass check=False to skip this check"
+        )
+    if not end_ratio <= 1.0:
+        raise ValueError(
+            "custom: gamma(1, x, baseline) must equal x (the path's end), but it differs by "
+            f"{end_ratio:.3g}x the tolerance (atol + rtol * max|x|); pass check=False to skip "
+            "this check"
+        )
+
+
+def _custom_nodes(config, params, x, baseline, alphas, weights):
+    _, _, check, rtol, atol = config
+    if check:
+        dtype = alphas.dtype
+        end = _call_gamma(config, params, jnp.ones((), dtype), x, baseline)
+        end_ratio = _endpoint_error(end, x, rtol, atol)
+        start_ratio = jnp.zeros((), dtype)
+        if baseline is not None:
+            start = _call_gamma(config, params, jnp.zeros((), dtype), x, baseline)
+            start_ratio = _endpoint_error(start, baseline, rtol, atol)
+        jax.debug.callback(_raise_endpoints, jax.lax.stop_gradient(start_ratio), jax.lax.stop_gradient(end_ratio))
+    return alphas, weights
+
+
+def custom(
+    gamma: Callable[..., Any],
+    params: Any = None,
+    *,
+    needs_baseline: bool = True,
+    check: bool = True,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+) -> Path:
+    """A user path ``gamma(alpha, x, baseline) -> point``; ``γ'`` by ``jax.jvp``.
+
+    ``gamma`` takes a scalar ``alpha`` in [0, 1] and pytrees ``x`` and
+    ``baseline`` like the attributed input and returns a point like ``x``; it
+    must be differentiable in ``alpha`` and satisfy ``gamma(0) = baseline`` and
+    ``gamma(1) = x``. Completeness then holds against ``F(x) - F(gamma(0))``.
+
+    A path with parameters: pass ``params`` (a pytree of arrays), and ``gamma``
+    is called as ``gamma(alpha, x, baseline, params)``; the parameters enter the
+    compiled explainer as arguments, so changing them does not recompile, and
+    attributions are differentiable in them (``jax.grad`` through ``jig.ig``),
+    e.g. to train a path with optax (``examples/learned_path.py``). Closing
+    over parameters also works, but recompiles for each new closure.
+
+    Args:
+      gamma: the path, a pure JAX function of ``(alpha, x, baseline)`` (or
+        ``(alpha, x, baseline, params)``).
+      params: optional parameters passed to ``gamma``.
+      needs_baseline: ``False`` for a path that defines its own start (then
+        ``baseline=None`` is passed to ``gamma`` and only the end is checked).
+      check: verify the endpoints on the actual ``x`` and baseline of every call:
+        ``|gamma(0) - baseline| <= atol + rtol * max|baseline|`` and the same for
+        ``gamma(1)`` against ``x``. The values are only known at run time inside
+        the compiled function, so the check runs there (two extra evaluations of
+        ``gamma``, no gradients) and a failure raises ``ValueError`` inside JAX's
+        runtime error (``jax.errors.JaxRuntimeError``) naming the endpoint. The
+        output's structure and shapes are checked when tracing.
+      rtol, atol: the endpoint tolerance.
+
+    Example:
+      >>> import jax.numpy as jnp, jig
+      >>> f = lambda x: jnp.sum(x ** 3)
+      >>> slow_start = jig.paths.custom(lambda a, x, b: b + a ** 2 * (x - b))
+      >>> x = jnp.array([1.0, 2.0])
+      >>> jig.ig(f, 0.0, 16, path=slow_start)(x).round(3).tolist()  # same as the straight line
+      [1.0, 8.0]
+    """
+    if not callable(gamma):
+        raise TypeError(f"custom: gamma must be a callable (alpha, x, baseline) -> point, got {gamma!r}")
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+            raise ValueError(f"custom: {name} must be a float >= 0, got {value!r}")
+    config = (gamma, params is not None, bool(check), float(rtol), float(atol))
+    return Path(
+        name=f"custom({getattr(gamma, '__name__', 'gamma')})",
+        point=_Bound(_custom_point, (config,)),
+        starts=_Bound(_custom_starts, (config,)),
+        nodes=_Bound(_custom_nodes, (config,)),
+        params=params,
+        needs_baseline=bool(needs_baseline),
+    )
+
+
+# --------------------------------------------------------------------------- guided
+
+
+def _inner_moves(n: int, fraction: float) -> int:
+    """An upper bound on Guided IG's selection rounds within one step (static).
+
+    A round that does not reach the step's target moves every selected feature to
+    the step's upper bound; a round selects at least ``r`` features, and once fewer
+    than ``n - r + 1`` are left all of them are selected, which reaches the target.
+    """
+    r = math.floor(fraction * max(n - 1, 0)) + 1
+    return math.ceil(max(n - r + 1, 0) / r) + 2
+
+
+def _guided_integrate(config, params, grad_fn, x, baseline, alphas, weights):
+    fraction, max_dist = config
+    del params, alphas
+    xv, unravel = ravel_pytree(x)
+    bv, _ = ravel_pytree(baseline)
+    dtype = xv.dtype
+    n = xv.shape[0]
+    diff = xv - bv
+    moving = diff != 0
+    safe_diff = jnp.where(moving, diff, 1.0)
+    l1_total = jnp.sum(jnp.abs(diff))
+    tol = 1e-6 * l1_total
+    # progress targets: cumulative rule weights, the paper's k/m for Riemann rules
+    ends = jnp.cumsum(weights) / jnp.sum(weights)
+    ends = ends.at[-1].set(1.0)
+    last = jnp.arange(ends.shape[0]) == ends.shape[0] - 1
+    inf = jnp.asarray(jnp.inf, dtype)
+    rounds = _inner_moves(n, fraction)
+
+    def grad_vec(v):
+        return ravel_pytree(grad_fn(unravel(v)))[0].astype(dtype)
+
+    def step(carry, target):
+        xc, attr = carry
+        a, is_last = target
+        g = grad_vec(xc)
+        a_min = jnp.maximum(a - max_dist, 0.0)
+        a_max = jnp.minimum(a + max_dist, 1.0)
+        x_min = bv + a_min * diff
+        x_max = bv + a_max * diff
+        l1_target = l1_total * (1.0 - a)
+
+        def select_round(state, _):
+            xi, done = state
+            # features lagging behind the window jump to its lower edge
+            progress = jnp.where(moving, (xi - bv) / safe_diff, a_max)
+            xi = jnp.where(~done & (progress < a_min), x_min, xi)
+            l1_now = jnp.sum(jnp.abs(xv - xi))
+            done = done | (l1_now <= l1_target + tol)
+            # the `fraction` of movable features with the smallest |gradient| move
+            score = jnp.where(xi == x_max, inf, jnp.abs(g))
+            threshold = jnp.quantile(score, fraction, method="lower")
+            chosen = (score <= threshold) & (score != inf)
+            l1_chosen = jnp.sum(jnp.abs(xi - x_max) * chosen)
+            has = l1_chosen > 0
+            share = jnp.where(has, (l1_now - l1_target) / jnp.where(has, l1_chosen, 1.0), inf)
+            whole = share > 1.0  # moving them all the way stays short of the target
+            share = jnp.clip(share, 0.0, 1.0)
+            moved = jnp.where(whole, x_max, xi + share * (x_max - xi))
+            xi = jnp.where(chosen & ~done, moved, xi)
+            return (xi, done | ~whole), None
+
+        (xn, _), _ = jax.lax.scan(select_round, (xc, jnp.asarray(False)), None, length=rounds)
+        xn = jnp.where(is_last, xv, xn)  # land exactly on x
+        return (xn, attr + (xn - xc) * g), None
+
+    (_, attr), _ = jax.lax.scan(step, (bv, jnp.zeros_like(xv)), (ends, last))
+    return unravel(attr)
+
+
+def _guided_point(params, alpha, x, baseline):  # only used if the core bypasses integrate
+    return _straight_point(params, alpha, x, baseline)
+
+
+def guided(fraction: float = 0.25, max_dist: float = 0.02) -> Path:
+    """Guided IG (Kapishnikov et al. 2021): an adaptive path chosen by the gradient.
+
+    The path starts at the baseline and, at each of ``steps`` steps, moves the
+    features with the smallest absolute gradient towards ``x`` first, until the
+    L1 distance to ``x`` has shrunk to the step's target ``(1 - t_k) |x - b|_1``.
+    Within a step, the ``fraction`` of still-movable features with the smallest
+    ``|∇F|`` moves to the upper edge of a window ``[t_k - max_dist, t_k +
+    max_dist]`` (in units of each feature's own ``x_i - b_i``); this repeats
+    until the target is met, the last move taking only the needed share.
+    Features that lag behind the window's lower edge first jump to it. The
+    attribution of a step is ``(x_new - x_old) ⊙ ∇F(x_old)``, so the sum
+    telescopes to ``F(x) - F(b)`` up to discretisation error (completeness; the
+    core's ``return_delta`` reports it against the baseline), and on a linear
+    model it equals straight-line IG exactly.
+
+    The steps run in a ``lax.scan`` (one gradient each, in sequence), with a
+    fixed number of selection rounds per step, so the whole path jits, vmaps and
+    is differentiable (piecewise: the selection itself has no gradient). The
+    rule's weights set the targets ``t_k`` (their cumulative sums: ``k/m``, the
+    paper's schedule, for the Riemann rules); its nodes are not used, and
+    ``chunk_size`` does not apply (one point is evaluated at a time). Features
+    of all leaves of a pytree input compete in one ranking.
+
+    Args:
+      fraction: the share of features moved per selection round, in (0, 1].
+      max_dist: half-width of the window around ``t_k``, in [0, 1]; 0 forces
+        every feature to follow the straight line's schedule.
+
+    Example:
+      >>> import jax.numpy as jnp, jig
+      >>> w = jnp.array([1.0, -2.0, 3.0])
+      >>> explain = jig.ig(lambda x: jnp.dot(w, x), 0.0, 10, path=jig.paths.guided())
+      >>> explain(jnp.array([1.0, 1.0, 1.0])).round(4).tolist()  # linear: w * (x - b)
+      [1.0, -2.0, 3.0]
+    """
+    for name, value, low_open in (("fraction", fraction, True), ("max_dist", max_dist, False)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"guided: {name} must be a float, got {value!r}")
+        ok = (0 < value <= 1) if low_open else (0 <= value <= 1)
+        if not ok:
+            interval = "(0, 1]" if low_open else "[0, 1]"
+            raise ValueError(f"guided: {name} must lie in {interval}, got {value}")
+    config = (float(fraction), float(max_dist))
+    return Path(
+        name="guided",
+        point=_guided_point,
+        starts=_straight_starts,
+        integrate=_Bound(_guided_integrate, (config,)),
     )
