@@ -5,11 +5,11 @@
     [1.0, 4.0]
 """
 
-from jig import adaptive, flax, paths, rules
+from jig import adaptive, baselines, flax, paths, rules
 from jig._core import ig
 from jig.adaptive import AdaptiveInfo
 from jig.sharding import explain_dataset, sharded
 
 __version__ = "0.1.0"
 
-__all__ = ["ig", "flax", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo"]
+__all__ = ["ig", "baselines", "flax", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo"]
