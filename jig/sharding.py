@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from typing import Any, Callable, Sequence
@@ -134,7 +135,8 @@ def _batch_size(args, in_axes_t, who: str) -> int:
             elif shape[0] != first[1]:
                 raise ValueError(
                     f"{who}: the batched arguments must share the leading (batch) axis size, but "
-                    f"{first[0]} has {first[1]} rows and {where} has {shape[0]}"
+                    f"{first[0]} has {first[1]} rows and {where} has {shape[0]} (mark arguments "
+                    "shared by every example, such as model parameters, None in in_axes)"
                 )
     if first is None:
         raise ValueError(f"{who}: no argument is batched; in_axes must mark at least one argument 0")
@@ -278,11 +280,8 @@ def sharded(
         return state["plan"]
 
     def compiled(nargs: int):
-        key = ("jit", nargs)
-        if key not in state:
-            vm = jax.vmap(fn, in_axes=in_axes if isinstance(in_axes, tuple) else (in_axes,) * nargs)
-            state[key] = jax.jit(vm, out_shardings=plan().out)
-        return state[key]
+        axes_t = in_axes if isinstance(in_axes, tuple) else (in_axes,) * nargs
+        return _jitted(fn, axes_t, plan().out)
 
     def batched(*args):
         p = plan()
@@ -294,6 +293,12 @@ def sharded(
     batched.plan = plan  # type: ignore[attr-defined]
     batched.compiled = compiled  # type: ignore[attr-defined]
     return batched
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(fn, in_axes_t, out_sharding):
+    """``jit(vmap(fn))``, shared by every :func:`sharded` of the same fn, axes and mesh."""
+    return jax.jit(jax.vmap(fn, in_axes=in_axes_t), out_shardings=out_sharding)
 
 
 def _is_global(leaf) -> bool:
