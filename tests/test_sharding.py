@@ -90,6 +90,79 @@ def test_per_example_baselines_equal_vmap(n):
     np.testing.assert_allclose(np.asarray(got).sum(1), f(xs) - f(bs), atol=1e-3)
 
 
+# ----------------------------------------------------------------------- blur and expected paths
+
+SIDE = 6
+
+
+def image_model(x, w):
+    return jnp.sum(jnp.tanh(x * w)) + jnp.sum(x[1:4, 1:4]) ** 2 / 9.0
+
+
+def explain_blur(x, w):
+    return jig.ig(image_model, None, STEPS, path=jig.paths.blur(1.5), return_delta=True)(x, w)
+
+
+def explain_expected(x, c, stack, params):
+    """Expected Gradients over a shared stack of baselines, per-example class."""
+    return jig.ig(lambda x, p: logits(x, p)[c], None, 8, path=jig.paths.expected(stack))(x, params)
+
+
+def explain_expected_mc(x, key, stack, params):
+    """Monte Carlo Expected Gradients with a per-example PRNG key."""
+    path = jig.paths.expected(stack, key=key, samples=16)
+    return jig.ig(lambda x, p: logits(x, p)[0], None, 8, path=path)(x, params)
+
+
+def test_blur_path_sharded_equals_vmap():
+    rng = np.random.RandomState(5)
+    imgs = rng.uniform(size=(13, SIDE, SIDE)).astype(np.float32)
+    w = rng.normal(size=(SIDE, SIDE)).astype(np.float32)
+    A, delta = jig.sharded(explain_blur, in_axes=(0, None))(imgs, w)
+    A2, delta2 = jax.vmap(explain_blur, in_axes=(0, None))(imgs, w)
+    assert A.shape == imgs.shape and delta.shape == (13,)
+    np.testing.assert_allclose(np.asarray(A), np.asarray(A2), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(delta), np.asarray(delta2), atol=1e-6)
+    assert np.abs(np.asarray(delta)).max() < 1e-2  # completeness against F(x) - F(blurred x)
+
+
+def test_expected_path_sharded_equals_vmap_and_closed_form():
+    xs, cs = _data(13)
+    stack = np.random.RandomState(6).normal(size=(4, FEATURES)).astype(np.float32)
+    got = jig.sharded(explain_expected, in_axes=(0, 0, None, None))(xs, cs, stack, PARAMS)
+    want = jax.vmap(explain_expected, in_axes=(0, 0, None, None))(xs, cs, stack, PARAMS)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+    # linear model: Expected Gradients = W[:, c] * (x - mean of the baselines)
+    w = np.random.RandomState(7).normal(size=(FEATURES, CLASSES)).astype(np.float32)
+    linear = lambda x, c, s, w: jig.ig(lambda x, w: (x @ w)[c], None, 2, path=jig.paths.expected(s))(x, w)  # noqa: E731
+    got = jig.sharded(linear, in_axes=(0, 0, None, None))(xs, cs, stack, w)
+    np.testing.assert_allclose(np.asarray(got), w[:, cs].T * (xs - stack.mean(0)), rtol=1e-5, atol=1e-5)
+
+
+def test_expected_monte_carlo_with_per_example_keys():
+    xs, _ = _data(7)
+    keys = jax.random.split(jax.random.key(0), 7)
+    stack = np.random.RandomState(8).normal(size=(4, FEATURES)).astype(np.float32)
+    got = jig.sharded(explain_expected_mc, in_axes=(0, 0, None, None))(xs, keys, stack, PARAMS)
+    want = jax.vmap(explain_expected_mc, in_axes=(0, 0, None, None))(xs, keys, stack, PARAMS)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(got[0]), np.asarray(got[1]))
+
+
+@pytest.mark.parametrize("chunk_size", [None, 3])
+def test_blur_and_expected_path_points_over_a_mesh_equal_one_device(chunk_size):
+    mesh = jax.make_mesh((8,), ("points",))
+    rng = np.random.RandomState(9)
+    img = rng.uniform(size=(SIDE, SIDE)).astype(np.float32)
+    w = rng.normal(size=(SIDE, SIDE)).astype(np.float32)
+    blur = lambda **kw: jig.ig(image_model, None, 11, path=jig.paths.blur(1.5), chunk_size=chunk_size, **kw)  # noqa: E731
+    np.testing.assert_allclose(np.asarray(blur(mesh=mesh)(img, w)), np.asarray(blur()(img, w)), rtol=1e-5, atol=1e-6)
+    stack = rng.normal(size=(3, FEATURES)).astype(np.float32)  # 3 baselines x 5 steps = 15 nodes
+    exp = lambda **kw: jig.ig(_big_input_model, None, 5, path=jig.paths.expected(stack), chunk_size=chunk_size, **kw)  # noqa: E731
+    x = _data(1)[0][0]
+    np.testing.assert_allclose(np.asarray(exp(mesh=mesh)(x, PARAMS)), np.asarray(exp()(x, PARAMS)), rtol=1e-5, atol=1e-6)
+
+
 # ----------------------------------------------------------------------- output sharding
 
 
