@@ -12,4 +12,19 @@ from jig.sharding import explain_dataset, sharded
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # jig.viz needs matplotlib (the optional extra jig[viz]): import it on first use only.
+    if name == "viz":
+        import importlib
+
+        return importlib.import_module("jig.viz")
+    raise AttributeError(f"module 'jig' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | {"viz"})
+
+
+# jig.viz is public too, but left out of __all__ so that `from jig import *` works without matplotlib.
 __all__ = ["ig", "baselines", "flax", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo"]
