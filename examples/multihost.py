@@ -86,13 +86,26 @@ def worker(process_id: int, num_processes: int, port: int, outdir: str) -> None:
     streamed = jig.explain_dataset(
         explain_one, xs[rows], classes[rows], params, in_axes=(0, 0, None), batch_size=2, progress=False
     )
+    # already-global arrays (each process holds 2 rows of a 2N-row batch): the result is global too
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    mesh = explain.plan().mesh
+    first = slice(2 * process_id, 2 * process_id + 2)
+    batch = NamedSharding(mesh, PartitionSpec("batch"))
+    glob = [jax.make_array_from_process_local_data(batch, a[first]) for a in (xs, classes)]
+    out = explain(*glob, params)
+    mine = np.concatenate([np.asarray(s.data) for s in sorted(out.addressable_shards, key=lambda s: s.index[0].start)])
+
     print(
         f"process {process_id}/{num_processes}: {jax.local_device_count()} local of "
         f"{jax.device_count()} devices, rows {rows.start}..{rows.stop - 1}, "
         f"attributions {local.shape}, row sums {np.array2string(local.sum(axis=1), precision=4)}",
         flush=True,
     )
-    np.savez(os.path.join(outdir, f"process{process_id}.npz"), start=rows.start, sharded=local, dataset=streamed)
+    np.savez(
+        os.path.join(outdir, f"process{process_id}.npz"),
+        start=rows.start, sharded=local, dataset=streamed, global_start=first.start, global_rows=mine,
+    )
     jax.distributed.shutdown()
 
 

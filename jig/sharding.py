@@ -118,6 +118,14 @@ def _expand_in_axes(in_axes: InAxes, nargs: int) -> tuple[int | None, ...]:
 
 def _batch_size(args, in_axes_t, who: str) -> int:
     """The common leading-axis size of the batched arguments (checked)."""
+    for i, arg in enumerate(args):
+        for keypath, leaf in jax.tree_util.tree_flatten_with_path(arg)[0]:
+            if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, int, float, complex)):
+                raise TypeError(
+                    f"{who}: argument {i}{jax.tree_util.keystr(keypath)} is a {type(leaf).__name__} "
+                    f"({leaf!r:.40}); the arguments must be arrays, numbers or pytrees of them. "
+                    "Close over other Python objects in fn (e.g. with functools.partial)."
+                )
     first = None
     for i, (arg, ax) in enumerate(zip(args, in_axes_t)):
         if ax is None:
@@ -305,29 +313,44 @@ def _is_global(leaf) -> bool:
     return isinstance(leaf, jax.Array) and not leaf.is_fully_addressable
 
 
+def _shared(p: _Plan, leaf):
+    """An argument shared by every example, replicated over the mesh."""
+    if p.multiprocess and not _is_global(leaf):
+        # not jax.device_put: across processes it all-gathers every leaf to check equality
+        host = np.asarray(leaf)
+        return jax.make_array_from_process_local_data(p.replicated, host, host.shape)
+    return jax.device_put(_to_auto(leaf), p.replicated)
+
+
 def _run(p: _Plan, jitted, args, in_axes_t, n: int, padded_to: int | None = None):
+    """Place the arguments on the mesh, run ``jitted`` and return the caller's rows."""
     batched_leaves = [l for a, ax in zip(args, in_axes_t) if ax == 0 for l in jax.tree.leaves(a)]
     if any(_is_global(l) for l in batched_leaves):
+        if not all(_is_global(l) for l in batched_leaves):
+            raise ValueError(
+                "jig.sharded: either every batched argument is a global (multi-process) jax.Array "
+                "or none is; got a mix of global arrays and process-local rows"
+            )
         if n % p.shards:
             raise ValueError(
                 f"jig.sharded: global (multi-process) input arrays need a batch size divisible by "
                 f"the {p.shards} shards of axis {p.axes}, got {n}; pass process-local rows "
                 "instead to have them padded"
             )
-        placed = [
-            jax.tree.map(lambda l: jax.device_put(_to_auto(l), p.batch if ax == 0 else p.replicated), a)
-            for a, ax in zip(args, in_axes_t)
-        ]
+
+        def place(leaf, ax):
+            return _shared(p, leaf) if ax is None else jax.device_put(_to_auto(leaf), p.batch)
+
+        placed = [jax.tree.map(lambda l, ax=ax: place(l, ax), a) for a, ax in zip(args, in_axes_t)]
         return jitted(*placed)
 
     if not p.multiprocess:
         target = -(-max(n, 1) // p.shards) * p.shards
 
         def place(leaf, ax):
-            leaf = _to_auto(leaf)
             if ax is None:
-                return jax.device_put(leaf, p.replicated)
-            return jax.device_put(_pad_rows(leaf, target), p.batch)
+                return _shared(p, leaf)
+            return jax.device_put(_pad_rows(_to_auto(leaf), target), p.batch)
 
         placed = [jax.tree.map(lambda l, ax=ax: place(l, ax), a) for a, ax in zip(args, in_axes_t)]
         out = jitted(*placed)
@@ -344,10 +367,7 @@ def _run(p: _Plan, jitted, args, in_axes_t, n: int, padded_to: int | None = None
 
     def place(leaf, ax):
         if ax is None:
-            if _is_global(leaf):
-                return jax.device_put(leaf, p.replicated)
-            host = np.asarray(leaf)
-            return jax.make_array_from_process_local_data(p.replicated, host, host.shape)
+            return _shared(p, leaf)
         host = np.asarray(_pad_rows(np.asarray(leaf), padded_to))
         return jax.make_array_from_process_local_data(p.batch, host, (global_rows,) + host.shape[1:])
 

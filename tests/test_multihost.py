@@ -36,5 +36,9 @@ def test_two_processes_equal_one_process(tmp_path):
     assert multi.shape == one_process.shape == (ex.ROWS, ex.FEATURES)
     np.testing.assert_allclose(multi, one_process, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(streamed, one_process, rtol=1e-5, atol=1e-6)
+    # global jax.Array inputs: each process read its own shards of the global result
+    for i in range(2):
+        lo = int(parts[i]["global_start"])
+        np.testing.assert_allclose(parts[i]["global_rows"], one_process[lo : lo + 2], rtol=1e-5, atol=1e-6)
     # not a trivial agreement: the rows differ from each other
     assert np.abs(one_process[0] - one_process[-1]).max() > 1e-3

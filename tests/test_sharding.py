@@ -350,3 +350,5 @@ def test_bad_in_axes():
         jig.sharded(explain_class, in_axes=None)(xs, cs, PARAMS)
     with pytest.raises(TypeError, match="fn must be a callable"):
         jig.sharded("ig")
+    with pytest.raises(TypeError, match=r"argument 2\['act'\] is a str \('relu'\); the arguments must be arrays"):
+        BY_CLASS(xs, cs, {**PARAMS, "act": "relu"})
