@@ -179,7 +179,7 @@ def _to_auto(leaf):
     return leaf
 
 
-def _local_rows(out, n: int, plan: _Plan):
+def _local_rows(out, n: int):
     """This process's rows of a global array, in order, as one NumPy array (``n`` rows)."""
     pieces = {}
     for shard in out.addressable_shards:
@@ -248,6 +248,8 @@ def sharded(
       in_axes: as in :func:`jax.vmap` but per positional argument only: ``0``
         (batched along the leading axis) or ``None`` (shared, e.g. model
         parameters, replicated on every device). A single value applies to all.
+        Shared NumPy arrays are copied to the devices at every call; place them
+        once with ``jax.device_put(params, NamedSharding(mesh, P()))`` to avoid it.
 
     Returns:
       A function of the batched arguments returning ``jax.vmap(fn, in_axes)`` of
@@ -373,7 +375,7 @@ def _run(p: _Plan, jitted, args, in_axes_t, n: int, padded_to: int | None = None
 
     placed = [jax.tree.map(lambda l, ax=ax: place(l, ax), a) for a, ax in zip(args, in_axes_t)]
     out = jitted(*placed)
-    return jax.tree.map(lambda o: _local_rows(o, n, p), out)
+    return jax.tree.map(lambda o: _local_rows(o, n), out)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -452,6 +454,8 @@ def explain_dataset(
         bar = tqdm(total=n, unit="ex", desc="jig", disable=jax.process_index() != 0)
 
     jitted = explain.compiled(len(args))  # type: ignore[attr-defined]
+    # shared arguments (parameters) go to the devices once, not once per batch
+    args = tuple(a if ax == 0 else jax.tree.map(lambda l: _shared(p, l), a) for a, ax in zip(args, in_axes_t))
 
     def batch(i):
         lo, hi = i * bs, min((i + 1) * bs, n)
