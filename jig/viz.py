@@ -54,6 +54,7 @@ SIGNS = ("all", "positive", "negative", "absolute")
 _NEG = np.array([0.843, 0.188, 0.153])  # red  (#d7301f-ish)
 _POS = np.array([0.102, 0.596, 0.314])  # green (#1a9850)
 _ABS = np.array([0.85, 0.37, 0.01])  # orange, for |A|
+_NEUTRAL = np.array([0.33, 0.42, 0.55])  # slate, for unsigned importances
 
 #: The diverging colormap used for signed attributions: red (negative), white (0), green (positive).
 CMAP = mcolors.LinearSegmentedColormap.from_list("jig", [_NEG, (1.0, 1.0, 1.0), _POS])
@@ -242,6 +243,7 @@ def heatmap(
     interpolation: str = "nearest",
     title: str | None = None,
     size: float = 3.0,
+    ax=None,
 ) -> Figure:
     """One image's attributions as a heatmap, blended over the image if given.
 
@@ -264,10 +266,12 @@ def heatmap(
       interpolation: matplotlib's ``imshow`` interpolation for the display
         (``"nearest"`` shows pixels as they are; ``"bilinear"`` smooths small images).
       title: an optional axes title.
-      size: figure side in inches.
+      size: figure side in inches (ignored with ``ax``).
+      ax: ``None`` (a new figure) or a matplotlib Axes to draw into, to compose
+        several heatmaps in one figure of your own.
 
     Returns:
-      A Figure with one axes showing an ``H x W`` image.
+      A Figure with one axes showing an ``H x W`` image (with ``ax``: ``ax``'s figure).
 
     Example:
       >>> import numpy as np, jig.viz
@@ -280,8 +284,11 @@ def heatmap(
     _check_underlay(underlay)
     alpha = _check_alpha(alpha)
     a2d = _image_2d(attributions)
-    fig = Figure(figsize=(size, size), layout="constrained")
-    ax = fig.add_subplot()
+    if ax is None:
+        fig = Figure(figsize=(size, size), layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
     _draw(ax, a2d, image, sign=sign, clip_percentile=clip_percentile, alpha=alpha, cmap=cmap, title=title,
           underlay=underlay, interpolation=interpolation)
     return fig
@@ -612,6 +619,7 @@ def bars(
     names: Sequence[str],
     *,
     top: int = 10,
+    signed: bool = True,
     title: str | None = None,
     width: float = 4.2,
 ) -> Figure:
@@ -623,6 +631,8 @@ def bars(
         side; features are ranked by the first panel and kept in that order in all.
       names: ``F`` feature names.
       top: how many features to show (the largest ``|score|`` first).
+      signed: colour bars by sign (green/red); ``False`` draws them in one neutral
+        colour, for magnitudes such as mean ``|A|`` or permutation importance.
       title: an optional figure title.
       width: the width of one panel in inches.
 
@@ -657,7 +667,7 @@ def bars(
     ypos = np.arange(k)[::-1]
     for ax, (key, a) in zip(axes, arrs.items()):
         vals = a[order]
-        colours = [_POS if v >= 0 else _NEG for v in vals]
+        colours = [(_POS if v >= 0 else _NEG) if signed else _NEUTRAL for v in vals]
         ax.barh(ypos, vals, color=colours, height=0.7)
         ax.axvline(0.0, color="0.3", lw=0.8)
         ax.set_yticks(ypos, [names[i] for i in order], fontsize=9)
