@@ -67,14 +67,14 @@ def _random_biases(tree, key):
 def linen():
     model = LinenNet()
     ids = jnp.array([3, 1, 4, 1, 5, 0])
-    params = _random_biases(model.init(jax.random.key(0), ids), jax.random.key(1))
+    params = jax.jit(lambda k1, k2: _random_biases(model.init(k1, ids), k2))(jax.random.key(0), jax.random.key(1))
     return model, params, _linen_weights(params)
 
 
 @pytest.fixture(scope="module")
 def nnx_model():
     model = NnxNet(nnx.Rngs(0))
-    state = _random_biases(nnx.state(model), jax.random.key(2))
+    state = jax.jit(_random_biases)(nnx.state(model), jax.random.key(2))
     nnx.update(model, state)
     return model, nnx.state(model), _nnx_weights(model)
 
@@ -118,22 +118,29 @@ def test_nnx_split_accepts_the_model_and_leaves_it_untouched(nnx_model):
 # --------------------------------------------------------------------------- layer IG
 
 
+def _one(model, ids, c, params):
+    """Layer IG of one sentence for class ``c`` (a closure on ``c``, vmap-able over it)."""
+    explain = jig.flax.layer_ig(model, "embed", lambda y: y[c], steps=STEPS,
+                                baseline_input=jnp.zeros_like, return_delta=True)
+    return explain(params, ids)
+
+
 def _layer_ig_batch(model, params):
-    """Layer IG of a batch of sentences, one class each: vmap over a closure on the class."""
-
-    def one(ids, c):
-        explain = jig.flax.layer_ig(model, "embed", lambda y: y[c], steps=STEPS,
-                                    baseline_input=jnp.zeros_like, return_delta=True)
-        return explain(params, ids)
-
+    """Layer IG of a batch of sentences, one class each."""
+    one = functools.partial(_one, model, params=params)
     return one, jax.jit(jax.vmap(one))(IDS, CLASSES)
 
 
+@pytest.fixture(scope="module")
+def linen_batch(linen):
+    return _layer_ig_batch(*linen[:2])
+
+
 @pytest.mark.parametrize("kind", ["linen", "nnx"])
-def test_layer_ig_equals_ig_of_the_hand_split_model(kind, linen, nnx_model):
+def test_layer_ig_equals_ig_of_the_hand_split_model(kind, linen, nnx_model, linen_batch):
     model, params, w = linen if kind == "linen" else nnx_model
     hb = w["emb"][jnp.zeros(T, int)]  # the pad token's embedding
-    _, res = _layer_ig_batch(model, params)
+    _, res = linen_batch if kind == "linen" else _layer_ig_batch(model, params)
     A, delta = jax.vmap(lambda ids, c: _hand_ig(w, ids, c, hb))(IDS, CLASSES)
     assert res.attributions.shape == (3, T, D) and res.token_scores.shape == (3, T)
     np.testing.assert_allclose(res.attributions, A, rtol=1e-4, atol=1e-6)
@@ -200,9 +207,8 @@ def test_rule_and_chunk_size_pass_through(nnx_model):
 # --------------------------------------------------------------------------- jit / vmap
 
 
-def test_jit_vmap_over_sentences_and_classes_equals_one_at_a_time(linen):
-    model, params, _ = linen
-    one, batch = _layer_ig_batch(model, params)
+def test_jit_vmap_over_sentences_and_classes_equals_one_at_a_time(linen_batch):
+    one, batch = linen_batch
     single = one(IDS[1], int(CLASSES[1]))  # eager, no vmap, no outer jit
     np.testing.assert_allclose(batch.attributions[1], single.attributions, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(batch.token_scores[1], single.token_scores, rtol=1e-4, atol=1e-6)
@@ -337,3 +343,16 @@ def test_jig_flax_does_not_shadow_the_flax_package():
     assert real_flax.__name__ == "flax" and hasattr(real_flax, "linen") and hasattr(real_flax, "nnx")
     assert jig.flax.__name__ == "jig.flax" and jig.flax is not real_flax
     assert jig.flax.nn is real_flax.linen and jig.flax.nnx is real_flax.nnx
+
+
+def test_layer_ig_under_jig_sharded(linen, linen_batch):
+    """A batch of sentences split across the 8 test devices (3 rows: padded and trimmed)."""
+    model, params, _ = linen
+    _, batch = linen_batch
+    explain = jig.sharded(functools.partial(_one, model), in_axes=(0, 0, None))
+    res = explain(IDS, CLASSES, params)
+    assert res.attributions.shape == (3, T, D)
+    np.testing.assert_allclose(res.attributions, batch.attributions, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(res.token_scores, batch.token_scores, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(res.delta, batch.delta, atol=1e-5)
+
