@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from jax.sharding import AxisType, NamedSharding, PartitionSpec as P
 
 import jig
@@ -66,16 +67,32 @@ def test_sharded_equals_vmap_per_example_classes(n):
     np.testing.assert_allclose(np.asarray(got[i]), np.asarray(explain_class(xs[i], cs[i], PARAMS)), rtol=1e-6, atol=1e-6)
 
 
+def _linear_one(x, b, c, w):
+    return jig.ig(lambda x, w: (x @ w)[c], b, 2)(x, w)
+
+
+LINEAR = jig.sharded(_linear_one, in_axes=(0, 0, 0, None))
+
+
 def test_per_example_baselines_closed_form_on_a_linear_model():
     # linear model: IG is exact, A = W[:, c] * (x - b) for each example's own baseline
     w = np.random.RandomState(2).normal(size=(FEATURES, CLASSES)).astype(np.float32)
-    explain = jig.sharded(
-        lambda x, b, c, w: jig.ig(lambda x, w: (x @ w)[c], b, 4)(x, w), in_axes=(0, 0, 0, None)
-    )
     xs, cs = _data(13)
     bs = np.random.RandomState(3).normal(size=xs.shape).astype(np.float32)
-    got = np.asarray(explain(xs, bs, cs, w))
+    got = np.asarray(LINEAR(xs, bs, cs, w))
     np.testing.assert_allclose(got, w[:, cs].T * (xs - bs), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=15)
+@given(n=st.integers(1, 24), seed=st.integers(0, 2**16))
+def test_any_batch_size_gives_the_closed_form(n, seed):
+    # padded sizes are multiples of 8, so this compiles at most 3 times
+    rng = np.random.RandomState(seed)
+    xs, bs = rng.normal(size=(2, n, FEATURES)).astype(np.float32)
+    cs = rng.randint(0, CLASSES, size=n)
+    w = rng.normal(size=(FEATURES, CLASSES)).astype(np.float32)
+    got = np.asarray(LINEAR(xs, bs, cs, w))
+    np.testing.assert_allclose(got, w[:, cs].T * (xs - bs), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("n", [7, 16])
