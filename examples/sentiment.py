@@ -44,6 +44,7 @@ import numpy as np
 import optax
 
 import jig
+import jig.viz
 
 SEED_SENTENCE = "I love you, but I also kind of dislike you"
 SENTENCES = (
@@ -183,26 +184,6 @@ def explain(model, params, vocab: Vocab, sentences: Sequence[str], *, steps: int
     return token_lists, scores, np.asarray(probs), np.asarray(res.delta)
 
 
-def _text_html(tokens, scores, labels) -> str:
-    """Coloured tokens: ``jig.viz.text_html`` when matplotlib is there, else a plain renderer."""
-    try:
-        from jig import viz
-    except ImportError:  # matplotlib (the viz extra) is missing
-        viz = None
-    if viz is not None:
-        return viz.text_html(tokens, scores, labels=labels)
-    lines = []
-    for label, tk, sc in zip(labels, tokens, scores):
-        top = max(float(np.max(np.abs(sc))), 1e-12)
-        spans = []
-        for t, s in zip(tk, sc):
-            rgb = "26,152,80" if s >= 0 else "215,48,31"
-            spans.append(f'<span style="background-color: rgba({rgb},{abs(s) / top:.2f}); '
-                         f'padding: 1px 3px;" title="{s:.4g}">{html.escape(t)}</span>')
-        lines.append(f"<div><b>{html.escape(label)}</b> " + " ".join(spans) + "</div>")
-    return '<div class="jig-text" style="font-family: sans-serif; line-height: 2;">' + "\n".join(lines) + "</div>"
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -256,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         f"<p>Embedding-bag classifier, held-out accuracy {acc:.3f}. Green: towards positive; "
         f"red: towards negative. {steps} Gauss-Legendre steps, all-padding baseline. "
         f"The first line is the seeds' sentence, &ldquo;{html.escape(SEED_SENTENCE)}&rdquo;.</p>"
-        + _text_html(tokens, scores, labels_out)
+        + jig.viz.text_html(tokens, scores, labels=labels_out)
     )
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, "sentiment.html")
