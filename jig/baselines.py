@@ -3,7 +3,7 @@
 IG explains ``F(x) - F(baseline)``, so the baseline fixes the question being
 answered; a baseline far from the data (an all-black image for a model that
 never saw one) can give attributions that are hard to read. Each helper here
-returns either an array (computed from a dataset) or a callable
+returns either an array (computed from a dataset) or a jitted callable
 ``x -> baseline``, both accepted as ``jig.ig(f, baseline=...)``. The ones
 with ``num=`` (and :func:`sample`) give a stack of baselines with a leading
 axis for :func:`jig.paths.expected`, which averages IG over them.
@@ -140,7 +140,7 @@ def uniform(key: jax.Array, low: float = 0.0, high: float = 1.0, *, num: int | N
     def draw(k, shape, dtype):
         return jax.random.uniform(k, shape, dtype, low, high)
 
-    return lambda x: _per_leaf_noise(key, x, num, draw)
+    return jax.jit(lambda x: _per_leaf_noise(key, x, num, draw))
 
 
 def gaussian(
@@ -191,7 +191,7 @@ def gaussian(
 
         return jax.tree.map(add, x, noise)
 
-    return baseline
+    return jax.jit(baseline)
 
 
 def blurred(sigma: float = 10.0, *, axes: Sequence[int] = (0, 1), truncate: float = 3.0) -> Callable[[Any], Any]:
@@ -212,7 +212,7 @@ def blurred(sigma: float = 10.0, *, axes: Sequence[int] = (0, 1), truncate: floa
     """
     sigma = _paths._check_sigma("sigma", sigma, allow_zero=False)
     axes = _paths._check_axes(axes)
-    return lambda x: _paths.gaussian_blur(x, sigma, axes=axes, truncate=truncate)
+    return jax.jit(lambda x: _paths.gaussian_blur(x, sigma, axes=axes, truncate=truncate))
 
 
 def _dataset(data, what: str):
