@@ -217,6 +217,9 @@ def sharded(
     size does not divide the number of shards is padded by repeating its last row
     and the result is trimmed.
 
+    It composes with ``jax.jit`` and ``jax.grad`` (attribution priors): inside a
+    trace the placement becomes ``jax.lax.with_sharding_constraint``.
+
     Output sharding (one process): every output leaf is a ``jax.Array`` of the
     batch's size. When the batch size is a multiple of the number of shards
     (the product of the sizes of ``axis``), its sharding is exactly
@@ -326,6 +329,19 @@ def _shared(p: _Plan, leaf):
 
 def _run(p: _Plan, jitted, args, in_axes_t, n: int, padded_to: int | None = None):
     """Place the arguments on the mesh, run ``jitted`` and return the caller's rows."""
+    if any(isinstance(l, jax.core.Tracer) for l in jax.tree.leaves(args)):
+        # inside jax.jit / jax.grad: constrain instead of placing (the caller's trace runs it)
+        target = -(-max(n, 1) // p.shards) * p.shards
+
+        def constrain(leaf, ax):
+            if ax is None:
+                return jax.lax.with_sharding_constraint(jnp.asarray(leaf), p.replicated)
+            return jax.lax.with_sharding_constraint(_pad_rows(jnp.asarray(leaf), target), p.batch)
+
+        placed = [jax.tree.map(lambda l, ax=ax: constrain(l, ax), a) for a, ax in zip(args, in_axes_t)]
+        out = jitted(*placed)
+        return out if target == n else jax.tree.map(lambda o: o[:n], out)
+
     batched_leaves = [l for a, ax in zip(args, in_axes_t) if ax == 0 for l in jax.tree.leaves(a)]
     if any(_is_global(l) for l in batched_leaves):
         if not all(_is_global(l) for l in batched_leaves):

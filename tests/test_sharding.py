@@ -243,6 +243,21 @@ def test_pytree_inputs_and_outputs():
     np.testing.assert_allclose(np.asarray(delta), np.asarray(delta2), atol=1e-6)
 
 
+def test_composes_with_jit_and_grad():
+    # attributions differentiable w.r.t. the parameters (e.g. an attribution prior), batch of 13.
+    # Linear model: A = w[:, c] * (x - b), so d/dw sum(A**2) = sum over examples of class c of
+    # 2 w[:, c] (x - b)**2.
+    xs, cs = _data(13)
+    bs = 0.5 * _data(13, seed=11)[0]
+    w = np.random.RandomState(12).normal(size=(FEATURES, CLASSES)).astype(np.float32)
+    g = jax.jit(jax.grad(lambda w: jnp.sum(LINEAR(xs, bs, cs, w) ** 2)))(w)
+    want = np.zeros_like(w)
+    for x, b, c in zip(xs, bs, cs):
+        want[:, c] += 2 * w[:, c] * (x - b) ** 2
+    np.testing.assert_allclose(np.asarray(g), want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(jax.jit(LINEAR)(xs, bs, cs, w)), w[:, cs].T * (xs - bs), rtol=1e-5, atol=1e-5)
+
+
 # ----------------------------------------------------------------------- pmap
 
 
