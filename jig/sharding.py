@@ -471,7 +471,10 @@ def explain_dataset(
 
     jitted = explain.compiled(len(args))  # type: ignore[attr-defined]
     # shared arguments (parameters) go to the devices once, not once per batch
-    args = tuple(a if ax == 0 else jax.tree.map(lambda l: _shared(p, l), a) for a, ax in zip(args, in_axes_t))
+    args = tuple(
+        jax.tree.map(_to_auto, a) if ax == 0 else jax.tree.map(lambda l: _shared(p, l), a)
+        for a, ax in zip(args, in_axes_t)
+    )
 
     def batch(i):
         lo, hi = i * bs, min((i + 1) * bs, n)
@@ -509,7 +512,8 @@ def explain_dataset(
     if bar is not None:
         bar.close()
     if dest is None or isinstance(dest, (str, os.PathLike)):  # empty dataset
-        shapes = jax.eval_shape(jax.vmap(fn, in_axes=in_axes_t), *[_pad_rows(np.asarray(a), 1) if ax == 0 else a for a, ax in zip(args, in_axes_t)])
+        one_row = [jax.tree.map(lambda l: _pad_rows(l, 1), a) if ax == 0 else a for a, ax in zip(args, in_axes_t)]
+        shapes = jax.eval_shape(jax.vmap(fn, in_axes=in_axes_t), *one_row)
         dest = _allocate(dest, jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], s.dtype), shapes), n)
     if isinstance(dest, np.memmap):
         dest.flush()

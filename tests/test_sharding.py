@@ -326,6 +326,17 @@ def test_explain_dataset_equals_vmap_and_streams_to_npy(tmp_path):
     np.testing.assert_allclose(buf, want, rtol=1e-6, atol=1e-6)
 
 
+def test_explain_dataset_empty_and_pytree_outputs():
+    xs, cs = _data(0)
+    empty = jig.explain_dataset(explain_class, xs, cs, PARAMS, in_axes=(0, 0, None), progress=False)
+    assert empty.shape == (0, FEATURES) and empty.dtype == np.float32
+    xs, cs = _data(11)
+    two = lambda x, c, p: {"A": explain_class(x, c, p), "c": c}  # noqa: E731
+    got = jig.explain_dataset(two, xs, cs, PARAMS, in_axes=(0, 0, None), batch_size=8, progress=False)
+    np.testing.assert_array_equal(got["c"], cs)
+    np.testing.assert_allclose(got["A"], np.asarray(VMAP_CLASS(xs, cs, PARAMS)), rtol=1e-6, atol=1e-6)
+
+
 def test_explain_dataset_progress_bar(capsys):
     xs, cs = _data(20)
     got = jig.explain_dataset(explain_class, xs, cs, PARAMS, in_axes=(0, 0, None), batch_size=16, progress=True)
