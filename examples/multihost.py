@@ -74,27 +74,36 @@ def worker(process_id: int, num_processes: int, port: int, outdir: str) -> None:
         coordinator_bind_address=f"127.0.0.1:{port}",
         initialization_timeout=60,
     )
+    from jax.sharding import NamedSharding, PartitionSpec
+
     import jig
 
     params, xs, classes = problem()
     rows = local_slice(process_id, num_processes)
     explain_one = make_explainer()
 
-    # the batch axis spans every device of every process (the default mesh)
+    # 1. jig.sharded: the batch axis spans every device of every process (the default mesh);
+    #    each process passes its own rows and gets their attributions back (NumPy)
     explain = jig.sharded(explain_one, in_axes=(0, 0, None))
-    local = explain(xs[rows], classes[rows], params)  # this process's rows only
+    local = explain(xs[rows], classes[rows], params)
+
+    # 2. a call where only process 0 has rows: the others pass 0 rows and get 0 back
+    mine = rows if process_id == 0 else slice(0, 0)
+    only_first = explain(xs[mine], classes[mine], params)
+
+    # 3. jig.explain_dataset: batches of 2 local rows; processes with fewer rows keep step
     streamed = jig.explain_dataset(
         explain_one, xs[rows], classes[rows], params, in_axes=(0, 0, None), batch_size=2, progress=False
     )
-    # already-global arrays (each process holds 2 rows of a 2N-row batch): the result is global too
-    from jax.sharding import NamedSharding, PartitionSpec
 
-    mesh = explain.plan().mesh
-    first = slice(2 * process_id, 2 * process_id + 2)
-    batch = NamedSharding(mesh, PartitionSpec("batch"))
-    glob = [jax.make_array_from_process_local_data(batch, a[first]) for a in (xs, classes)]
+    # 4. already-global arrays in, global array out (one row per device)
+    k = jax.local_device_count()
+    global_idx = (np.arange(k) + k * process_id) % ROWS
+    batch = NamedSharding(explain.plan().mesh, PartitionSpec("batch"))
+    glob = [jax.make_array_from_process_local_data(batch, a[global_idx]) for a in (xs, classes)]
     out = explain(*glob, params)
-    mine = np.concatenate([np.asarray(s.data) for s in sorted(out.addressable_shards, key=lambda s: s.index[0].start)])
+    shards = sorted(out.addressable_shards, key=lambda s: s.index[0].start)
+    global_rows = np.concatenate([np.asarray(s.data) for s in shards])
 
     print(
         f"process {process_id}/{num_processes}: {jax.local_device_count()} local of "
@@ -104,7 +113,12 @@ def worker(process_id: int, num_processes: int, port: int, outdir: str) -> None:
     )
     np.savez(
         os.path.join(outdir, f"process{process_id}.npz"),
-        start=rows.start, sharded=local, dataset=streamed, global_start=first.start, global_rows=mine,
+        start=rows.start,
+        sharded=local,
+        dataset=streamed,
+        only_first=only_first,
+        global_idx=global_idx,
+        global_rows=global_rows,
     )
     jax.distributed.shutdown()
 

@@ -38,7 +38,10 @@ def test_two_processes_equal_one_process(tmp_path):
     np.testing.assert_allclose(streamed, one_process, rtol=1e-5, atol=1e-6)
     # global jax.Array inputs: each process read its own shards of the global result
     for i in range(2):
-        lo = int(parts[i]["global_start"])
-        np.testing.assert_allclose(parts[i]["global_rows"], one_process[lo : lo + 2], rtol=1e-5, atol=1e-6)
+        idx = parts[i]["global_idx"]
+        np.testing.assert_allclose(parts[i]["global_rows"], one_process[idx], rtol=1e-5, atol=1e-6)
+    # a call where process 1 passed no rows
+    assert parts[1]["only_first"].shape == (0, ex.FEATURES)
+    np.testing.assert_allclose(parts[0]["only_first"], one_process[:8], rtol=1e-5, atol=1e-6)
     # not a trivial agreement: the rows differ from each other
     assert np.abs(one_process[0] - one_process[-1]).max() > 1e-3
