@@ -99,7 +99,7 @@ def worker(process_id: int, num_processes: int, port: int, outdir: str) -> None:
     # 4. already-global arrays in, global array out (one row per device)
     k = jax.local_device_count()
     global_idx = (np.arange(k) + k * process_id) % ROWS
-    batch = NamedSharding(explain.plan().mesh, PartitionSpec("batch"))
+    batch = NamedSharding(jig.sharding.default_mesh(), PartitionSpec("batch"))
     glob = [jax.make_array_from_process_local_data(batch, a[global_idx]) for a in (xs, classes)]
     out = explain(*glob, params)
     shards = sorted(out.addressable_shards, key=lambda s: s.index[0].start)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["sharded", "explain_dataset"]
+__all__ = ["sharded", "explain_dataset", "default_mesh"]
 
 InAxes = int | None | Sequence[int | None]
 
@@ -77,7 +77,17 @@ def _check_axes(mesh: Mesh, axis) -> tuple[str, ...]:
 
 
 def default_mesh() -> Mesh:
-    """A 1-D mesh named ``"batch"`` over ``jax.devices()`` (every device of every process)."""
+    """The mesh :func:`sharded` uses by default: 1-D, named ``"batch"``, over ``jax.devices()``.
+
+    Every device of every process, with an Auto axis type. Call it after
+    :func:`jax.distributed.initialize` in a multi-process run.
+
+    Example:
+      >>> import jax, jig
+      >>> mesh = jig.sharding.default_mesh()
+      >>> mesh.axis_names, mesh.size == jax.device_count()
+      (('batch',), True)
+    """
     return Mesh(np.array(jax.devices()), ("batch",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
@@ -303,8 +313,8 @@ def sharded(
         return _run(p, compiled(len(args)), args, in_axes_t, n)
 
     batched.__doc__ = f"{getattr(fn, '__name__', 'fn')} over a batch split across a mesh (jig.sharded)."
-    batched.plan = plan  # type: ignore[attr-defined]
-    batched.compiled = compiled  # type: ignore[attr-defined]
+    batched._plan = plan  # type: ignore[attr-defined]  # for explain_dataset
+    batched._compiled = compiled  # type: ignore[attr-defined]
     return batched
 
 
@@ -450,7 +460,7 @@ def explain_dataset(
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int (rows per step), got {batch_size!r}")
     explain = sharded(fn, mesh=mesh, axis=axis, in_axes=in_axes)
-    p: _Plan = explain.plan()  # type: ignore[attr-defined]
+    p: _Plan = explain._plan()  # type: ignore[attr-defined]
     in_axes_t = _expand_in_axes(_check_in_axes(in_axes), len(args))
     n = _batch_size(args, in_axes_t, "jig.explain_dataset")
     k = p.local_shards if p.multiprocess else p.shards
@@ -469,7 +479,7 @@ def explain_dataset(
             ) from e
         bar = tqdm(total=n, unit="ex", desc="jig", disable=jax.process_index() != 0)
 
-    jitted = explain.compiled(len(args))  # type: ignore[attr-defined]
+    jitted = explain._compiled(len(args))  # type: ignore[attr-defined]
     # shared arguments (parameters) go to the devices once, not once per batch
     args = tuple(
         jax.tree.map(_to_auto, a) if ax == 0 else jax.tree.map(lambda l: _shared(p, l), a)
