@@ -15,6 +15,8 @@ import jig
 
 V, D, C, T = 12, 5, 3, 6  # vocabulary, embedding width, classes, tokens
 STEPS = 32
+IDS = jnp.array([[3, 1, 4, 1, 5, 0], [2, 7, 1, 8, 2, 8], [11, 0, 0, 9, 6, 10]])
+CLASSES = jnp.array([0, 2, 1])
 
 
 # --------------------------------------------------------------------------- models
@@ -56,31 +58,35 @@ def _nnx_weights(model):
                 head_k=model.head.kernel[...], head_b=model.head.bias[...])
 
 
-def _random_biases(tree, key):
-    """Flax zero-initialises biases; make them non-zero so the tests see them."""
-    leaves, treedef = jax.tree.flatten(tree)
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(treedef, [l + 0.3 * jax.random.normal(k, l.shape) for l, k in zip(leaves, keys)])
+def _numpy_fill(tree, seed):
+    """Random values (biases too, which Flax zero-initialises) for abstract arrays, drawn
+    with NumPy: no JAX random-number kernels to compile in the tests."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda a: jnp.asarray(0.5 * rng.standard_normal(a.shape), a.dtype), tree)
+
+
+def _linen_params(model, seed=0):
+    return _numpy_fill(jax.eval_shape(model.init, jax.random.key(0), IDS[0]), seed)
+
+
+def _nnx_model(cls, seed=0):
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: cls(nnx.Rngs(0))))
+    return nnx.merge(graphdef, _numpy_fill(abstract, seed))
 
 
 @pytest.fixture(scope="module")
 def linen():
     model = LinenNet()
-    ids = jnp.array([3, 1, 4, 1, 5, 0])
-    params = jax.jit(lambda k1, k2: _random_biases(model.init(k1, ids), k2))(jax.random.key(0), jax.random.key(1))
+    params = _linen_params(model)
     return model, params, _linen_weights(params)
 
 
 @pytest.fixture(scope="module")
 def nnx_model():
-    model = NnxNet(nnx.Rngs(0))
-    state = jax.jit(_random_biases)(nnx.state(model), jax.random.key(2))
-    nnx.update(model, state)
+    model = _nnx_model(NnxNet, seed=1)
     return model, nnx.state(model), _nnx_weights(model)
 
 
-IDS = jnp.array([[3, 1, 4, 1, 5, 0], [2, 7, 1, 8, 2, 8], [11, 0, 0, 9, 6, 10]])
-CLASSES = jnp.array([0, 2, 1])
 
 
 def _hand_ig(w, ids, c, hb):
@@ -99,7 +105,7 @@ def test_split_matches_the_hand_split(kind, linen, nnx_model):
     assert s.layer == "embed"
     ids = IDS[0]
     np.testing.assert_allclose(s.bottom(params, ids), w["emb"][ids], rtol=1e-6)
-    h = jax.random.normal(jax.random.key(3), (T, D))
+    h = jnp.asarray(np.random.default_rng(3).standard_normal((T, D)), jnp.float32)
     np.testing.assert_allclose(s.top(params, ids, h), _top_by_hand(w, h), rtol=1e-5, atol=1e-6)
     # top at bottom's output is the model itself
     full = model.apply(params, ids) if kind == "linen" else model(ids)
@@ -148,13 +154,10 @@ def test_layer_ig_equals_ig_of_the_hand_split_model(kind, linen, nnx_model, line
 
 
 @pytest.fixture(scope="module")
-def linen_explainers(linen):
+def linen_explainer(linen):
+    """One compilation for every class: the class is a traced argument of the closure."""
     model, _, _ = linen
-    return {
-        c: jig.flax.layer_ig(model, "embed", lambda y, c=c: y[c], steps=STEPS,
-                             baseline_input=jnp.zeros_like, return_delta=True)
-        for c in range(C)
-    }
+    return jax.jit(lambda params, ids, c: _one(model, ids, c, params))
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -165,10 +168,10 @@ def _model_and_baseline_outputs(model, params, ids):
 
 @settings(max_examples=8)
 @given(ids=st.lists(st.integers(0, V - 1), min_size=T, max_size=T), c=st.integers(0, C - 1))
-def test_completeness_and_token_sums_at_the_layer(linen, linen_explainers, ids, c):
+def test_completeness_and_token_sums_at_the_layer(linen, linen_explainer, ids, c):
     model, params, w = linen
     ids = jnp.array(ids)
-    res = linen_explainers[c](params, ids)
+    res = linen_explainer(params, ids, c)
     f_x, f_b = _model_and_baseline_outputs(model, params, ids)
     f_x, f_b = f_x[c], f_b[c]
     total = jnp.sum(res.attributions)
@@ -258,12 +261,12 @@ class NnxTwice(nnx.Module):
 def test_repeated_layer_needs_call_index(kind):
     if kind == "linen":
         model = LinenTwice()
-        params = model.init(jax.random.key(0), IDS[0])
+        params = _linen_params(model)
         p = params["params"]
         k, b, hk, hb = p["block"]["kernel"], p["block"]["bias"], p["head"]["kernel"], p["head"]["bias"]
         emb = p["embed"]["embedding"]
     else:
-        model = NnxTwice(nnx.Rngs(0))
+        model = _nnx_model(NnxTwice)
         params = nnx.state(model)
         k, b = model.block.kernel[...], model.block.bias[...]
         hk, hb, emb = model.head.kernel[...], model.head.bias[...], model.embed.embedding[...]
@@ -281,7 +284,7 @@ def test_repeated_layer_needs_call_index(kind):
     s0, s1 = jig.flax.split(model, "block", call_index=0), jig.flax.split(model, "block", call_index=1)
     np.testing.assert_allclose(s0.bottom(params, ids), first, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(s1.bottom(params, ids), second, rtol=1e-5, atol=1e-6)
-    h = jax.random.normal(jax.random.key(4), (T, D))
+    h = jnp.asarray(np.random.default_rng(4).standard_normal((T, D)), jnp.float32)
     np.testing.assert_allclose(s1.top(params, ids, h), (jnp.tanh(h).sum(0) @ hk + hb)[0], rtol=1e-5, atol=1e-6)
     A = jig.flax.layer_ig(model, "block", call_index=1, steps=16)(params, ids).attributions
     A_hand = jig.ig(lambda h: (jnp.tanh(h).sum(0) @ hk + hb)[0], 0.0, 16)(second)
@@ -310,7 +313,7 @@ def test_layer_names_in_call_order(linen, nnx_model):
     model, params, _ = linen
     assert jig.flax.layer_names(model, params, IDS[0]) == {"embed": 1, "mix": 1, "head": 1}
     m2 = LinenTwice()
-    assert jig.flax.layer_names(m2, m2.init(jax.random.key(0), IDS[0]), IDS[0]) == {"embed": 1, "block": 2, "head": 1}
+    assert jig.flax.layer_names(m2, _linen_params(m2), IDS[0]) == {"embed": 1, "block": 2, "head": 1}
     model, state, _ = nnx_model
     assert jig.flax.layer_names(model, state, IDS[0]) == {"embed": 1, "mix": 1, "head": 1}
 
