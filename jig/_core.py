@@ -23,6 +23,7 @@ from jig import rules as _rules
 __all__ = ["ig"]
 
 _HALF = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
+_UNROLL_CHUNKS = 8  # chunk loops of at most this many chunks are unrolled (BUILD_NOTES)
 
 
 # --------------------------------------------------------------------------- checks
@@ -222,7 +223,10 @@ def _integrate(path, params, grad_fn, x, baseline, node_stack, weights, chunk_si
         def body(carry, chunk):
             return _tree_add(carry, block(*chunk)), None
 
-        total, _ = jax.lax.scan(body, zero, (head, w_head))
+        # Few chunks: unrolled (a conv's input gradient inside a rolled XLA:CPU while
+        # loop runs ~3-4x slower); many chunks: rolled, so memory stays bounded.
+        unroll = n_full <= _UNROLL_CHUNKS
+        total, _ = jax.lax.scan(body, zero, (head, w_head), unroll=unroll)
         if rem:
             tail = jax.tree.map(lambda a: a[n_full * size :], node_stack)
             total = _tree_add(total, block(tail, weights[n_full * size :]))
@@ -388,9 +392,11 @@ def ig(
         ``"riemann_middle"``, ``"riemann_trapezoid"`` or a :class:`jig.rules.Rule`.
       argnums: which positional argument of ``f`` to attribute (an int, or a tuple of
         ints for several, as in :func:`jax.grad`).
-      chunk_size: ``None`` evaluates all path points in one batch (fastest; memory
-        grows with ``steps``); an int evaluates that many at a time and keeps a
-        running weighted sum, so peak memory does not grow with ``steps``.
+      chunk_size: ``None`` evaluates all path points in one batch (memory grows
+        with ``steps``); an int evaluates that many at a time and keeps a running
+        weighted sum, so peak memory does not grow with ``steps``. Up to 8 chunks
+        are unrolled (on XLA:CPU often faster than one batch: ``steps // 8`` is a
+        good choice for conv nets), more run in a rolled loop (least memory).
       return_delta: also return the completeness error
         ``delta = Σ A - (F(x) - F(γ(0)))`` (a float32 scalar; float64 under x64).
       check_finite: raise ``FloatingPointError`` (wrapped by JAX's runtime error)

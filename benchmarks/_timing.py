@@ -1,0 +1,75 @@
+"""Timing helpers: interleaved repetitions, medians, and a description of the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+
+def block(out: Any) -> Any:
+    """Wait for JAX arrays (and pass NumPy / torch results through)."""
+    import jax
+
+    for leaf in jax.tree.leaves(out):
+        if hasattr(leaf, "block_until_ready"):
+            leaf.block_until_ready()
+    return out
+
+
+def once(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    block(fn())
+    return time.perf_counter() - t0
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1) -> dict[str, dict]:
+    """Median seconds of each function, timed in turns (A B C, B C A, ...).
+
+    Interleaving spreads the load of other processes over all contenders, so
+    their ratio is fairer than timing one after the other on a shared machine.
+    """
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            once(fns[name])
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(reps):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            samples[name].append(once(fns[name]))
+    return {
+        n: {"median_s": statistics.median(s), "min_s": min(s), "reps": len(s)}
+        for n, s in samples.items()
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What ran the benchmark: CPU, cores, load, library versions."""
+    import jax
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "jax_devices": [str(d) for d in jax.devices()],
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            models = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
+        info["cpu"] = models[0] if models else platform.processor()
+    except OSError:
+        info["cpu"] = platform.processor()
+    try:
+        info["loadavg_1_5_15"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    for mod in ("torch", "captum", "saliency"):
+        try:
+            info[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - optional peers
+            info[mod] = None
+    return info
