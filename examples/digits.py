@@ -57,9 +57,11 @@ class CNN(nn.Module):
 def train(x, y, steps: int, seed: int):
     """AdamW on softmax cross-entropy, minibatches of 128; returns the parameters."""
     model = CNN()
-    params = model.init(jax.random.key(seed), x[:1])
+    # jit: one compile instead of one per op; an "rbg" key compiles its random draws ~3x faster
+    # than the default threefry on CPU (seconds, for a model that trains in seconds)
+    params = jax.jit(model.init)(jax.random.key(seed, impl="rbg"), x[:1])
     opt = optax.adamw(optax.cosine_decay_schedule(3e-3, steps), weight_decay=1e-4)
-    state = opt.init(params)
+    state = jax.jit(opt.init)(params)
 
     @jax.jit
     def step(params, state, xb, yb):

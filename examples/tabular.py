@@ -54,9 +54,11 @@ class MLP(nn.Module):
 def train(x, y, steps: int, seed: int):
     """Full-batch AdamW on the logistic loss; returns ``apply, params``."""
     model = MLP()
-    params = model.init(jax.random.key(seed), x[:1])
+    # jit: one compile instead of one per op; an "rbg" key compiles its random draws ~3x faster
+    # than the default threefry on CPU (seconds, for a model that trains in seconds)
+    params = jax.jit(model.init)(jax.random.key(seed, impl="rbg"), x[:1])
     opt = optax.adamw(3e-3, weight_decay=1e-2)
-    state = opt.init(params)
+    state = jax.jit(opt.init)(params)
 
     @jax.jit
     def step(params, state):
