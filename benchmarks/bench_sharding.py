@@ -64,7 +64,7 @@ def child(devices: int, batch: int, steps: int, big_steps: int, repeats: int) ->
         t0 = time.perf_counter()
         explain(xs, cs, params).block_until_ready()
         times.append(time.perf_counter() - t0)
-    batch_s = float(np.median(times))
+    batch_s = float(np.min(times))  # the best call: other jobs on the machine only slow calls down
 
     mesh = jax.make_mesh((devices,), ("points",))
     big = jig.ig(lambda x, p: logits(x, p)[3], 0.0, big_steps, mesh=mesh)
@@ -82,7 +82,7 @@ def child(devices: int, batch: int, steps: int, big_steps: int, repeats: int) ->
         "batch_s": batch_s,
         "explanations_per_s": batch / batch_s,
         "big_steps": big_steps,
-        "big_s": float(np.median(big_times)),
+        "big_s": float(np.min(big_times)),
     }
 
 
@@ -116,7 +116,7 @@ def main(argv=None) -> int:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"jig.sharded throughput, small CNN 32x32x3, {args.steps} steps, batch {batch}, "
-          f"median of {repeats}; {os.cpu_count()} CPU cores, load average {load:.1f}")
+          f"best of {repeats} calls after the first; {os.cpu_count()} CPU cores, load average {load:.1f}")
     print("| devices | explanations/s | batch time (s) | first call (s) | one explanation, "
           f"{big_steps} points over the mesh (s) |")
     print("|---:|---:|---:|---:|---:|")
