@@ -405,7 +405,7 @@ def grid(
             key, norm = cmap, mcolors.Normalize(-1, 1)
             label = "red: against the output   \u2190  0  \u2192   green: for it"
         mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=key)
-        cb = fig.colorbar(mappable, ax=axes, orientation="horizontal", fraction=0.05, shrink=0.8, aspect=40)
+        cb = fig.colorbar(mappable, ax=axes, orientation="horizontal", fraction=0.035, shrink=0.6, aspect=45, pad=0.02)
         cb.set_ticks([])
         cb.set_label(label, fontsize=8)
     if title:
