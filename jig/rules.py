@@ -116,8 +116,25 @@ def _trapezoid(m):
 
 
 def _gauss_legendre(m):
-    t, w = np.polynomial.legendre.leggauss(m)
+    # NumPy's leggauss solves an m x m companion eigenproblem: O(m^2) memory and
+    # O(m^3) time (~260 MB and seconds at m = 4096), so large m use Newton's method.
+    t, w = np.polynomial.legendre.leggauss(m) if m <= 100 else _legendre_newton(m)
     return (t + 1.0) / 2.0, w / 2.0
+
+
+def _legendre_newton(m):
+    """Gauss-Legendre nodes and weights on [-1, 1] by Newton on P_m: O(m) memory."""
+    t = -np.cos(np.pi * (np.arange(1, m + 1) - 0.25) / (m + 0.5))  # ascending guesses
+    for _ in range(50):
+        p0, p1 = np.ones_like(t), t.copy()
+        for j in range(2, m + 1):  # three-term recurrence for P_m and P_{m-1}
+            p0, p1 = p1, ((2 * j - 1) * t * p1 - (j - 1) * p0) / j
+        dp = m * (t * p1 - p0) / (t * t - 1.0)
+        step = p1 / dp
+        t = t - step
+        if np.max(np.abs(step)) < 1e-15:
+            break
+    return t, 2.0 / ((1.0 - t * t) * dp * dp)
 
 
 riemann_left = Rule("riemann_left", _left, lambda m: 0)
