@@ -65,7 +65,9 @@ def train(x, y, steps: int, seed: int):
 
     @jax.jit
     def step(params, state, xb, yb):
-        loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(model.apply(p, xb), yb).mean()
+        def loss(p):
+            return optax.softmax_cross_entropy_with_integer_labels(model.apply(p, xb), yb).mean()
+
         value, grads = jax.value_and_grad(loss)(params)
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state, value

@@ -62,7 +62,9 @@ def train(x, y, steps: int, seed: int):
 
     @jax.jit
     def step(params, state):
-        loss = lambda p: optax.sigmoid_binary_cross_entropy(model.apply(p, x), y).mean()
+        def loss(p):
+            return optax.sigmoid_binary_cross_entropy(model.apply(p, x), y).mean()
+
         value, grads = jax.value_and_grad(loss)(params)
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state, value

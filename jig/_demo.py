@@ -317,15 +317,6 @@ class TextModel(nn.Module):
         return self.top(self.embed(ids), mask)
 
 
-@dataclasses.dataclass
-class TextResult:
-    tokens: list[list[str]]
-    scores: list[np.ndarray]
-    labels: list[str]
-    deltas: np.ndarray
-    accuracy: float
-
-
 def train_text(*, steps: int, seed: int, max_len: int = 48, vocab_size: int = 4000, progress: bool = True):
     """Train :class:`TextModel` on Rotten Tomatoes; returns ``(model, params, vocab, test accuracy)``."""
     texts, labels = load_rotten_tomatoes()

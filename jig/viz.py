@@ -83,17 +83,18 @@ def _as_float_array(a, name: str) -> np.ndarray:
     except (TypeError, ValueError) as e:
         raise TypeError(f"{name} must be an array of real numbers, got {type(a).__name__}") from e
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf; attributions must be finite to draw them")
+        raise ValueError(f"{name} contains NaN or inf; it must be finite to be drawn")
     return arr
 
 
 def normalize(attributions, sign: str = "all", clip_percentile: float = 99.0) -> np.ndarray:
     """Scale attributions to ``[-1, 1]`` for drawing: select a sign, clip outliers.
 
-    The scale is ``s = percentile(|A'|, clip_percentile)`` where ``A'`` is the
-    selected part (``all``: ``A``; ``positive``: ``max(A, 0)``; ``negative``:
-    ``min(A, 0)``; ``absolute``: ``|A|``), and the result is ``clip(A' / s, -1, 1)``.
-    All-zero input gives zeros.
+    ``A'`` is the selected part (``all``: ``A``; ``positive``: ``max(A, 0)``;
+    ``negative``: ``min(A, 0)``; ``absolute``: ``|A|``), the scale ``s`` is the
+    ``clip_percentile``-th percentile of its non-zero magnitudes (with 100: the
+    largest), and the result is ``clip(A' / s, -1, 1)``, so magnitudes above the
+    percentile saturate. All-zero input gives zeros.
 
     Args:
       attributions: an array of any shape.
@@ -226,7 +227,7 @@ def _draw(ax, a2d, image, *, sign, clip_percentile, alpha, cmap, title, underlay
 
 
 def _check_alpha(alpha) -> float:
-    if not isinstance(alpha, (int, float, np.number)) or not 0 <= alpha <= 1:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.number)) or not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
     return float(alpha)
 
@@ -255,7 +256,8 @@ def heatmap(
 
     Args:
       attributions: ``(H, W)`` or ``(H, W, C)``.
-      image: ``None`` or the input, ``(H, W)`` or ``(H, W, C)`` with C in 1, 3, 4.
+      image: ``None`` or the input, ``(H, W)`` or ``(H, W, C)`` with C in 1, 3, 4;
+        shown in grey (channel mean), min-max scaled to [0, 1].
       sign: ``"all"`` (default), ``"positive"``, ``"negative"`` or ``"absolute"``.
       clip_percentile: magnitudes above this percentile of ``|A|`` saturate.
       alpha: the overlay's largest opacity, in ``[0, 1]``.

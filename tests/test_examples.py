@@ -37,7 +37,8 @@ def test_digits_quick(tmp_path, capsys):
 def test_tabular_quick(tmp_path, capsys):
     assert _load("tabular").main(["--quick", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
-    rhos = [float(r) for r in re.findall(r"Spearman rank correlation, .* vs permutation importance: ([+-][\d.]+)", printed)]
+    pattern = r"Spearman rank correlation, .* vs permutation importance: ([+-][\d.]+)"
+    rhos = [float(r) for r in re.findall(pattern, printed)]
     assert len(rhos) == 2 and all(-1 <= r <= 1 for r in rhos)
     accuracy = float(re.search(r"held-out accuracy: ([\d.]+)%", printed).group(1))
     assert accuracy > 80

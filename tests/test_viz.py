@@ -226,7 +226,7 @@ def test_bars_top_features_in_order_with_sign_colours():
         (lambda: viz.text_html([["a"]], [[1.0]], labels=["x", "y"]), ValueError, "labels must have one label per text"),
         (lambda: viz.text_html(["a", 3], [1.0, 2.0]), TypeError, "tokens must all be strings"),
         (lambda: viz.text_html(["a"], [float("nan")]), ValueError, "scores contains NaN"),
-        (lambda: viz.heatmap(np.ones(5)), ValueError, r"attributions must be .* \(H, W\) or \(H, W, C\), got shape \(5,\)"),
+        (lambda: viz.heatmap(np.ones(5)), ValueError, r"attributions must be .* \(H, W, C\), got shape \(5,\)"),
         (lambda: viz.heatmap(np.ones((2, 3, 4, 5))), ValueError, "for a batch use jig.viz.grid"),
         (lambda: viz.heatmap(np.ones((4, 4)), image=np.ones((5, 4))), ValueError, r"image has spatial shape \(5, 4\)"),
         (lambda: viz.heatmap(np.ones((4, 4)), image=np.ones((4, 4, 2))), ValueError, "image must have shape"),
