@@ -448,7 +448,7 @@ def run(args: argparse.Namespace) -> dict:
             picked, truth = _pick_sentences(*held_out, 4)
             sentences = [SEED_SENTENCE] + picked
             tokens, scores, probs, deltas = explain_texts(model, tparams, vocab, sentences, steps=args.steps)
-            names = ["seed", *("label +" if t else "label \u2212" for t in truth)]
+            names = ["mixed", *("label +" if t else "label \u2212" for t in truth)]
             labels_t = [f"{n}  p(+)={p:.2f}" for n, p in zip(names, probs)]
             html = viz.text_html(tokens, scores, labels=labels_t)
             page = _html_page(html, tacc, args.steps, float(np.abs(deltas).max()))
@@ -496,6 +496,9 @@ def _html_page(body: str, acc: float, steps: int, max_delta: float) -> str:
         f"embedding layer ({steps} Gauss-Legendre steps, zero-embedding baseline), summed over the "
         f"embedding axis; green pushes towards positive, red towards negative. Largest completeness "
         f"error: {max_delta:.1e}. Hover a word for its score.</p>\n"
+        "<p>First line: the mixed sentence of a popular IG sentiment tutorial (there explained on "
+        "DistilBERT). Then held-out sentences, with their true label (+/&minus;) and the model's "
+        "p(positive).</p>\n"
         f"{body}\n</body></html>\n"
     )
 
