@@ -33,7 +33,8 @@ Example:
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +42,7 @@ import numpy as np
 
 from jig import paths as _paths
 
-__all__ = ["zeros", "constant", "uniform", "gaussian", "blurred", "mean", "median", "sample"]
+__all__ = ["blurred", "constant", "gaussian", "mean", "median", "sample", "uniform", "zeros"]
 
 
 def _float_dtype(leaf):

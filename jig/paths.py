@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -37,13 +38,13 @@ from jax.flatten_util import ravel_pytree
 
 __all__ = [
     "Path",
-    "straight",
     "blur",
-    "expected",
     "custom",
-    "guided",
-    "gaussian_blur",
     "default_nodes",
+    "expected",
+    "gaussian_blur",
+    "guided",
+    "straight",
 ]
 
 
@@ -284,7 +285,7 @@ def _blur_point(config, params, alpha, x, baseline):
     max_sigma, axes, radius = config
     del params
     _blur_check(config, x, baseline)
-    along = lambda a: gaussian_blur(x, (1.0 - a) * max_sigma, axes=axes, radius=radius)  # noqa: E731
+    along = lambda a: gaussian_blur(x, (1.0 - a) * max_sigma, axes=axes, radius=radius)
     return jax.jvp(along, (alpha,), (jnp.ones_like(alpha),))
 
 
@@ -436,7 +437,8 @@ def expected(baselines, *, key: jax.Array | None = None, samples: int | None = N
     * Monte Carlo (``key`` and ``samples``): ``samples`` pairs ``(k, α)`` with
       ``k`` uniform over the stack and ``α ~ U[0, 1]``, each weighted
       ``1 / samples``: the estimator of Erion et al. ``steps`` and ``rule`` of
-      :func:`jig.ig` are then not used. The same key gives the same result.
+      :func:`jig.ig` are then not used. The same key gives the same result, and
+      every example of a ``jax.vmap`` batch gets the same draws.
 
     Completeness holds against the mean: ``Σ A = F(x) - mean_k F(b_k)``, which is
     what ``return_delta`` reports (in the Monte Carlo form only in expectation).
@@ -518,7 +520,7 @@ def _call_gamma(config, params, alpha, x, baseline):
 def _custom_point(config, params, alpha, x, baseline):
     if config[2]:  # the endpoint check; it does not depend on alpha, so vmap runs it once
         _check_endpoints(config, params, x, baseline, alpha.dtype)
-    along = lambda a: _call_gamma(config, params, a, x, baseline)  # noqa: E731
+    along = lambda a: _call_gamma(config, params, a, x, baseline)
     return jax.jvp(along, (alpha,), (jnp.ones_like(alpha),))
 
 

@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.ndimage
+from _nets import init_mlp, mlp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import jig
-from _nets import init_mlp, mlp
 
 RULES = tuple(jig.rules.RULES)
 
@@ -88,7 +88,7 @@ def test_blur_path_matches_a_finite_difference_riemann_reference():
     # a fine midpoint sum; jig uses its own blur, jvp velocities and Gauss-Legendre.
     max_sigma, radius, m, h = 3.0, 9, 400, 1e-4
     alphas = (np.arange(m) + 0.5) / m
-    sig = lambda a: max(0.0, (1.0 - a) * max_sigma)  # noqa: E731
+    sig = lambda a: max(0.0, (1.0 - a) * max_sigma)
     pts = np.stack([scipy_blur(IMG, sig(a), radius) for a in alphas])
     vel = np.stack(
         [(scipy_blur(IMG, sig(a + h), radius) - scipy_blur(IMG, sig(a - h), radius)) / (2 * h) for a in alphas]
@@ -115,7 +115,7 @@ def test_blur_with_a_tiny_max_sigma_gives_zero_attributions_and_delta():
 
 
 def test_blur_over_chw_axes_equals_blur_over_hwc():
-    f_chw = lambda x, p: cnn(jnp.transpose(x, (1, 2, 0)), p)  # noqa: E731
+    f_chw = lambda x, p: cnn(jnp.transpose(x, (1, 2, 0)), p)
 
     def run(x, p):
         A_hwc = jig.ig(cnn, None, 16, path=jig.paths.blur(1.5))(x, p)
@@ -144,7 +144,7 @@ def test_blur_rejects_bad_arguments(make, match):
 
 
 def test_blur_rejects_an_input_without_the_spatial_axes_and_a_baseline():
-    f = lambda x: jnp.sum(x**2)  # noqa: E731
+    f = lambda x: jnp.sum(x**2)
     with pytest.raises(ValueError, match=r"shape \(5,\), which lacks the spatial axes \(0, 1\)"):
         jig.ig(f, None, 4, path=jig.paths.blur(1.0))(jnp.ones(5))
     with pytest.raises(ValueError, match=r"lacks the spatial axes \(1, 2\)"):
@@ -166,7 +166,7 @@ EXPECTED_EXACT = {rule: jig.ig(tanh_mlp, None, 6, rule=rule, path=jig.paths.expe
 def test_expected_exact_is_the_mean_of_straight_line_igs(x):
     for rule, explain in EXPECTED_EXACT.items():
         A, delta = explain(x, MLP)
-        straight = jax.vmap(lambda b: jig.ig(tanh_mlp, b, 6, rule=rule)(x, MLP))(STACK)
+        straight = jax.vmap(lambda b, rule=rule: jig.ig(tanh_mlp, b, 6, rule=rule)(x, MLP))(STACK)
         np.testing.assert_allclose(A, jnp.mean(straight, 0), rtol=1e-4, atol=1e-5)
         gap = tanh_mlp(x, MLP) - jnp.mean(jax.vmap(tanh_mlp, (0, None))(STACK, MLP))
         np.testing.assert_allclose(float(delta), float(jnp.sum(A) - gap), atol=1e-5)
@@ -204,11 +204,11 @@ def test_expected_monte_carlo_converges_and_is_reproducible():
 
 
 def test_expected_on_a_pytree_input_and_a_callable_stack():
-    f = lambda x: jnp.sum(x["a"] ** 2) * jnp.sum(jnp.sin(x["b"]))  # noqa: E731
+    f = lambda x: jnp.sum(x["a"] ** 2) * jnp.sum(jnp.sin(x["b"]))
     x = {"a": jnp.array([1.0, -2.0]), "b": jnp.array([[0.5, 1.5]])}
     stack = {"a": jnp.array([[0.0, 0.0], [1.0, 1.0]]), "b": jnp.array([[[0.0, 0.0]], [[1.0, -1.0]]])}
     A = jig.ig(f, None, 16, path=jig.paths.expected(stack))(x)
-    ref = [jig.ig(f, jax.tree.map(lambda s: s[k], stack), 16)(x) for k in range(2)]
+    ref = [jig.ig(f, jax.tree.map(lambda s, k=k: s[k], stack), 16)(x) for k in range(2)]
     chex.assert_trees_all_close(A, jax.tree.map(lambda a, b: (a + b) / 2, *ref), rtol=1e-5, atol=1e-6)
     # a callable x -> stack (noise baselines), evaluated inside the explainer
     noise = jig.baselines.uniform(jax.random.key(0), num=3)
@@ -218,7 +218,7 @@ def test_expected_on_a_pytree_input_and_a_callable_stack():
 
 
 def test_expected_rejects_bad_stacks_and_arguments():
-    f = lambda x: jnp.sum(x**2)  # noqa: E731
+    f = lambda x: jnp.sum(x**2)
     with pytest.raises(ValueError, match=r"leaf 0 has shape \(3, 4\), whose trailing shape \(4,\) does not match .* \(5,\)"):
         jig.ig(f, None, 4, path=jig.paths.expected(jnp.zeros((3, 4))))(jnp.ones(5))
     with pytest.raises(ValueError, match="baselines stack has structure"):
@@ -310,7 +310,7 @@ def test_custom_gradient_through_attributions_matches_finite_differences():
 
 
 def test_custom_checks_the_endpoints_and_the_output_shape():
-    f = lambda x: jnp.sum(x**2)  # noqa: E731
+    f = lambda x: jnp.sum(x**2)
     off_start = jig.paths.custom(lambda a, x, b: b + a * (x - b) + (1 - a) * 0.1)
     off_end = jig.paths.custom(lambda a, x, b: b + a * (x - b) * 0.9)
     with pytest.raises(Exception, match=r"gamma\(0, x, baseline\) must equal the baseline"):
@@ -354,14 +354,16 @@ def test_guided_is_complete_up_to_discretisation():
 
 
 def test_guided_moves_small_gradient_features_first():
-    # F = 10 x0 + x1^2 / 2 ... feature 1 has the smaller gradient near the baseline,
-    # so Guided IG moves it first; the straight line would split differently.
-    f = lambda x: 3.0 * x[0] + jnp.tanh(x[0] * x[1]) * 2.0  # noqa: E731
+    # F = 3 x0 + 2 tanh(x0 x1): at the baseline 0, dF/dx1 = 0 < dF/dx0 = 3, and it stays
+    # 0 while x0 = 0, so Guided IG moves x1 all the way first, then x0 (with x1 = 1).
+    f = lambda x: 3.0 * x[0] + jnp.tanh(x[0] * x[1]) * 2.0
     x = jnp.array([1.0, 1.0])
     A, d = jig.ig(f, 0.0, 200, path=jig.paths.guided(fraction=0.5, max_dist=1.0), return_delta=True)(x)
     # x1 moves first (gradient 0 at the start), then x0 with x1 already at 1:
     # A1 ~ 0, A0 ~ f(x) - f(0) (the interaction goes to x0)
     np.testing.assert_allclose(A, [3.0 + 2 * np.tanh(1.0), 0.0], atol=3e-2)
+    assert abs(float(d)) < 3e-2
+    # the straight line, moving both at once, gives x1 a share of the interaction
     straight = jig.ig(f, 0.0, 64)(x)
     assert float(straight[1]) > 0.5
 
@@ -393,7 +395,7 @@ def test_guided_with_no_window_is_the_left_riemann_straight_line():
 
 
 def test_guided_shape_and_dtype_on_pytrees_and_half_precision():
-    f = lambda x: jnp.sum(jnp.tanh(x["a"]) * x["b"][0]) + jnp.sum(x["b"] ** 2)  # noqa: E731
+    f = lambda x: jnp.sum(jnp.tanh(x["a"]) * x["b"][0]) + jnp.sum(x["b"] ** 2)
     x = {"a": jnp.array([0.5, -1.0, 2.0]), "b": jnp.array([[1.0, 0.0, -1.0]])}
     A, delta = jig.ig(f, 0.0, 64, path=jig.paths.guided(), return_delta=True)(x)
     chex.assert_trees_all_equal_shapes_and_dtypes(A, x)
@@ -429,7 +431,7 @@ def img_model(x, p):
 
 IMG_P = {"proj": jnp.asarray(np.random.default_rng(6).normal(size=(16, 6)) / 4, jnp.float32), "mlp": MLP}
 IMGS = jnp.asarray(np.random.default_rng(7).uniform(size=(3, 4, 4)), jnp.float32)
-BLUR_START = lambda x: jig.paths.gaussian_blur(x, 1.0, radius=3)  # noqa: E731
+BLUR_START = lambda x: jig.paths.gaussian_blur(x, 1.0, radius=3)
 ALL_PATHS = {  # (path, baseline, x -> mean F over the start(s)); straight: see the core's tests
     "blur": (lambda: jig.paths.blur(1.0), None, lambda x: img_model(BLUR_START(x), IMG_P)),
     "expected": (
