@@ -182,18 +182,15 @@ def _timed(fn, *args):
 
 
 def digit_methods(x_train: np.ndarray, *, n_baselines: int, seed: int, blur_sigma: float = 2.5):
-    """``{name: (baseline, path)}`` for the digit explanations available in this jig.
-
-    The straight path from a black image always; Blur IG and expected gradients when
-    :mod:`jig.paths` provides ``blur`` and ``expected``.
-    """
-    methods = {"zero baseline": (0.0, None)}
-    if hasattr(jig.paths, "blur"):
-        methods["blur IG"] = (None, jig.paths.blur(blur_sigma))
-    if hasattr(jig.paths, "expected"):
-        rows = np.random.default_rng(seed).choice(len(x_train), n_baselines, replace=False)
-        methods["expected gradients"] = (None, jig.paths.expected(jnp.asarray(x_train[rows])))
-    return methods
+    """``{name: (baseline, path)}``: the straight path from a black image, Blur IG from the
+    image blurred with ``blur_sigma`` pixels, and expected gradients over ``n_baselines``
+    training images drawn with ``seed``."""
+    rows = np.random.default_rng(seed).choice(len(x_train), n_baselines, replace=False)
+    return {
+        "zero baseline": (0.0, None),
+        "blur IG": (None, jig.paths.blur(blur_sigma)),
+        "expected gradients": (None, jig.paths.expected(jnp.asarray(x_train[rows]))),
+    }
 
 
 def explain_digits(apply, params, x, classes, methods, rules: Sequence[str], steps: int):
@@ -419,9 +416,6 @@ def run(args: argparse.Namespace) -> dict:
     x, y = jnp.asarray(x_te[idx]), y_te[idx]
     pred = np.asarray(jnp.argmax(apply(params, x), -1))
     methods = digit_methods(x_tr, n_baselines=args.baselines, seed=args.seed)
-    missing = [m for m in ("blur", "expected") if not hasattr(jig.paths, m)]
-    if missing:
-        print(f"(this jig has no jig.paths.{' / jig.paths.'.join(missing)}; showing the other methods)")
     results, rows = explain_digits(apply, params, x, jnp.asarray(pred), methods, args.rules, args.steps)
     print()
     print(format_table(rows, len(idx)))
