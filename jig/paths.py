@@ -205,7 +205,7 @@ def _reflect_index(n: int, radius: int) -> np.ndarray:
     return np.where(j >= n, 2 * n - 1 - j, j)
 
 
-# below this sigma the kernel is the identity to float32 precision (exp(-200) == 0)
+# below this sigma the kernel is the identity in float32 (exp(-200) rounds to 0)
 _SIGMA_FLOOR = 0.05
 
 
@@ -233,8 +233,8 @@ def gaussian_blur(x, sigma, *, axes: Sequence[int] = (0, 1), radius: int | None 
     ``scipy.ndimage.gaussian_filter(mode='reflect')``) and a kernel of fixed radius
     ``radius`` (default ``ceil(truncate * sigma)``; pass it when ``sigma`` is
     traced). Differentiable in ``x`` and in ``sigma``; ``sigma = 0`` returns ``x``
-    exactly (the kernel is smooth in ``sigma`` and becomes the identity below
-    0.05 pixels).
+    (exactly in float32; the kernel is smooth in ``sigma``, and below 0.05 pixels
+    its off-centre taps are ``exp(-200)`` or less, which float32 rounds to 0).
 
     Args:
       x: an array or pytree of arrays with the spatial ``axes``.
@@ -256,6 +256,8 @@ def gaussian_blur(x, sigma, *, axes: Sequence[int] = (0, 1), radius: int | None 
     """
     axes = _check_axes(axes)
     if radius is None:
+        if isinstance(sigma, jax.core.Tracer):
+            raise TypeError("gaussian_blur: sigma is traced, so pass the kernel's radius= (static pixels)")
         radius = math.ceil(truncate * _check_sigma("sigma", sigma, allow_zero=True))
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
         raise ValueError(f"radius must be an int >= 0 (pixels), got {radius!r}")

@@ -136,6 +136,8 @@ def test_blur_over_chw_axes_equals_blur_over_hwc():
         (lambda: jig.paths.blur(1.0, axes=()), "axes must be an int or a non-empty tuple"),
         (lambda: jig.paths.blur(1.0, axes=(0, 0)), "axes must not repeat"),
         (lambda: jig.paths.blur(1.0, truncate=0), "truncate must be a float > 0"),
+        (lambda: jax.jit(lambda s: jig.paths.gaussian_blur(jnp.ones((3, 3)), s))(1.0), "sigma is traced, so pass"),
+        (lambda: jig.paths.gaussian_blur(jnp.ones((3, 3)), -1.0), "sigma must be finite and >= 0"),
     ],
 )
 def test_blur_rejects_bad_arguments(make, match):
