@@ -111,6 +111,15 @@ def test_grid_axes_count_and_orientation():
     assert [ax.get_xlabel() for ax in fig.axes[3:]] == ["x", "y", "z"]
 
 
+def test_absolute_mode_uses_one_hue_and_an_unsigned_key():
+    a = np.array([[[-2.0, 0.0], [1.0, 0.5]]])
+    fig = viz.grid({"m": a}, images=np.ones((1, 2, 2)), sign="absolute", clip_percentile=100)
+    over = np.asarray(_images(fig.axes[1])[1])
+    np.testing.assert_allclose(over[0, 0, :3], over[1, 0, :3])  # same hue for -2 and +1
+    np.testing.assert_allclose(over[..., 3], 0.85 * np.sqrt(np.abs(a[0]) / 2))  # opacity by |A|
+    assert fig.axes[-1].get_xlabel() == "|attribution|"
+
+
 # --------------------------------------------------------------------------- text
 
 
