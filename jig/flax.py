@@ -99,8 +99,10 @@ class LayerAttribution(NamedTuple):
 class _Tap:
     """One forward pass's record: calls of every layer, and what to do at the target."""
 
-    def __init__(self, target: str, call_index: int | None, replacement: Any = None, replace: bool = False):
+    def __init__(self, target: str, call_index: int | None, replacement: Any = None, replace: bool = False,
+                 shown: str | None = None):
         self.target = target
+        self.shown = repr(target) if shown is None else shown
         self.want = 0 if call_index is None else call_index
         self.call_index = call_index
         self.replacement = replacement
@@ -125,13 +127,13 @@ class _Tap:
             raise ValueError(_missing_message(self.target, model_name, list(self.counts)))
         if self.call_index is None and n > 1:
             raise ValueError(
-                f"jig.flax: layer {self.target!r} of {model_name} is called {n} times in "
+                f"jig.flax: layer {self.shown} of {model_name} is called {n} times in "
                 f"one forward pass, so its output is ambiguous; pass call_index=i "
                 f"(0 <= i < {n}, in call order) to choose the call to attribute to"
             )
         if self.want >= n:
             raise ValueError(
-                f"jig.flax: call_index={self.want} but layer {self.target!r} of "
+                f"jig.flax: call_index={self.want} but layer {self.shown} of "
                 f"{model_name} is called {n} time(s) per forward pass; expected "
                 f"0 <= call_index < {n}"
             )
@@ -211,12 +213,35 @@ def _tapped_class(cls: type) -> type:
 
 
 def _nnx_modules(model: nnx.Module) -> dict[str, Any]:
-    """Every callable submodule by its ``/``-joined path (a shared one appears once)."""
-    out = {}
-    for path, module in nnx.iter_modules(model):
-        if path and callable(module):
-            out["/".join(str(p) for p in path)] = module
+    """Every callable submodule under each of its ``/``-joined paths, in attribute order.
+
+    A module shared between attributes appears under every path; the first one is its
+    canonical name (the one the tap reports).
+    """
+    out: dict[str, Any] = {}
+    expanded = {id(model)}
+
+    def walk(node, prefix):
+        for key, child in nnx.graph.iter_children(node):
+            if isinstance(child, nnx.Variable) or not nnx.graph.is_graph_node(child):
+                continue
+            path = prefix + (str(key),)
+            if isinstance(child, nnx.Module) and callable(child):
+                out["/".join(path)] = child
+            if id(child) not in expanded:
+                expanded.add(id(child))
+                walk(child, path)
+
+    walk(model, ())
     return out
+
+
+def _canonical_names(modules: dict[str, Any]) -> dict[int, str]:
+    """``id(module) -> its first path``."""
+    names: dict[int, str] = {}
+    for name, module in modules.items():
+        names.setdefault(id(module), name)
+    return names
 
 
 def _nnx_runner(model: nnx.Module) -> Callable[..., Any]:
@@ -225,10 +250,10 @@ def _nnx_runner(model: nnx.Module) -> Callable[..., Any]:
     def run(tap: _Tap, params, x, args, kwargs):
         state = nnx.state(params) if isinstance(params, nnx.Module) else params
         copy = nnx.merge(graphdef, state)  # a fresh copy: the user's model is never touched
-        names = {}
-        for name, module in _nnx_modules(copy).items():
+        modules = _nnx_modules(copy)
+        names = _canonical_names(modules)
+        for module in {id(m): m for m in modules.values()}.values():
             object.__setattr__(module, "__class__", _tapped_class(type(module)))
-            names[id(module)] = name
         token = _ACTIVE.set((tap, names))
         try:
             return copy(x, *args, **kwargs)
@@ -296,21 +321,25 @@ def split(model, layer: str | tuple, *, call_index: int | None = None) -> Split:
       0.0
     """
     name = _layer_name(layer)
+    shown = repr(name)
     call_index = _check_call_index(call_index)
     run, model_name = _runner(model)
     if isinstance(model, nnx.Module):
-        available = list(_nnx_modules(model))
-        if name not in available:  # fail now: nnx models list their layers without a forward pass
-            raise ValueError(_missing_message(name, model_name, available, called=False))
+        modules = _nnx_modules(model)
+        if name not in modules:  # fail now: nnx models list their layers without a forward pass
+            raise ValueError(_missing_message(name, model_name, list(modules), called=False))
+        canonical = _canonical_names(modules)[id(modules[name])]  # a shared module: its first path
+        if canonical != name:
+            shown, name = f"{name!r} (the same module as {canonical!r})", canonical
 
     def bottom(params, x, *args, **kwargs):
-        tap = _Tap(name, call_index)
+        tap = _Tap(name, call_index, shown=shown)
         run(tap, params, x, args, kwargs)
         tap.check(model_name)
         return tap.captured
 
     def top(params, x, h, *args, **kwargs):
-        tap = _Tap(name, call_index, replacement=h, replace=True)
+        tap = _Tap(name, call_index, replacement=h, replace=True, shown=shown)
         out = run(tap, params, x, args, kwargs)
         tap.check(model_name)
         return out

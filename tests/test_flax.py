@@ -291,6 +291,34 @@ def test_repeated_layer_needs_call_index(kind):
     np.testing.assert_allclose(A, A_hand, rtol=1e-4, atol=1e-6)
 
 
+class NnxAliased(nnx.Module):
+    """One Linear under two attribute names (``block`` and ``again``), called twice."""
+
+    def __init__(self, rngs):
+        self.embed = nnx.Embed(V, D, rngs=rngs)
+        self.block = nnx.Linear(D, D, rngs=rngs)
+        self.again = self.block
+        self.head = nnx.Linear(D, 1, rngs=rngs)
+
+    def __call__(self, ids):
+        h = jnp.tanh(self.block(self.embed(ids)))
+        return self.head(jnp.tanh(self.again(h)).sum(0))[0]
+
+
+def test_nnx_shared_module_is_one_layer_under_every_name():
+    model = _nnx_model(NnxAliased)
+    state, ids = nnx.state(model), IDS[0]
+    assert jig.flax.layer_names(model, state, ids) == {"embed": 1, "again": 2, "head": 1}
+    with pytest.raises(ValueError, match=r"layer 'block' \(the same module as 'again'\) .* called 2 times"):
+        jig.flax.split(model, "block").bottom(state, ids)
+    first = jnp.tanh(model.embed(ids) @ model.block.kernel[...] + model.block.bias[...])
+    by_alias = jig.flax.split(model, "block", call_index=1)
+    np.testing.assert_allclose(by_alias.bottom(state, ids), first @ model.block.kernel[...] + model.block.bias[...],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(by_alias.bottom(state, ids),
+                               jig.flax.split(model, "again", call_index=1).bottom(state, ids), rtol=1e-6)
+
+
 # --------------------------------------------------------------------------- errors
 
 
