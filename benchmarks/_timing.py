@@ -67,9 +67,11 @@ def machine() -> dict[str, Any]:
         info["loadavg_1_5_15"] = [round(v, 2) for v in os.getloadavg()]
     except OSError:
         pass
-    for mod in ("torch", "captum", "saliency"):
+    from importlib import metadata
+
+    for mod in ("torch", "captum", "saliency", "jaxlib", "numpy"):
         try:
-            info[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - optional peers
+            info[mod] = metadata.version(mod)
+        except metadata.PackageNotFoundError:  # optional peers
             info[mod] = None
     return info

@@ -175,23 +175,35 @@ def time_to_target(bench, model, target, ibs, quick, reps) -> dict:
         if n is None:
             continue
         jig_cands[f"{rule}@{n}"] = jig_batch(bench, n, rule=rule)
+        if n >= 16:  # the unrolled-chunks setting (see BUILD_NOTES)
+            jig_cands[f"{rule}@{n}/chunk{n // 8}"] = jig_batch(bench, n, rule=rule, chunk_size=n // 8)
         # Captum's own delta must confirm the same steps (else try the next grid steps)
         method = CAPTUM_METHODS[rule]
         for m in [g for g in grid if g >= n]:
             _, d = captum_batch(bench, model, m, method, ibs, return_delta=True)()
             if rel_err(d.detach().numpy(), gap) <= target:
-                cap_cands[f"{method}@{m}"] = captum_batch(bench, model, m, method, ibs)
+                for b in dict.fromkeys([ibs, None]):  # its equal-steps best, and all at once
+                    cap_cands[f"{method}@{m}/ibs{b}"] = captum_batch(bench, model, m, method, b)
                 break
-    # adaptive: every example to `target` on its own (stricter), at most 257 points
-    for start in ((4,) if quick else (4, 8)):
-        for rule in ("romberg", "riemann_trapezoid"):
-            fn = jig_batch(bench, start, rule=rule, tol=target, max_steps=257, return_delta=True)
-            _, info = fn()
-            if rel_err(info.delta, gap) <= target:
-                pts = np.asarray(info.points)
-                jig_cands[f"adaptive-{rule}@{start}(points {int(pts.min())}-{int(pts.max())})"] = \
-                    jig_batch(bench, start, rule=rule, tol=target, max_steps=257)
     r_jig = _timing.interleaved(jig_cands, reps=2 if quick else 3)
+    fastest = min(v["median_s"] for v in r_jig.values())
+    # adaptive: every example to `target` on its own (stricter), at most 257 points; under
+    # vmap the batch runs until its slowest example is done. Timed once first, and timed
+    # again with the others only when that single run is within 1.5x of the fastest.
+    adaptive = {}
+    for rule in ("romberg", "riemann_trapezoid"):
+        _, info = jig_batch(bench, 4, rule=rule, tol=target, max_steps=257, return_delta=True)()
+        if rel_err(info.delta, gap) > target:
+            continue
+        pts = np.asarray(info.points)
+        name = f"adaptive-{rule}@4(points {int(pts.min())}-{int(pts.max())})"
+        fn = jig_batch(bench, 4, rule=rule, tol=target, max_steps=257)
+        _timing.once(fn)  # compiles
+        single = _timing.once(fn)
+        adaptive[name] = single
+        if single < 1.5 * fastest:
+            r_jig.update(_timing.interleaved({name: fn}, reps=2 if quick else 3))
+            jig_cands[name] = fn
     r_cap = _timing.interleaved(cap_cands, reps=2 if quick else 3)
     best_jig = min(r_jig, key=lambda k: r_jig[k]["median_s"])
     best_cap = min(r_cap, key=lambda k: r_cap[k]["median_s"])
@@ -199,6 +211,7 @@ def time_to_target(bench, model, target, ibs, quick, reps) -> dict:
     return {
         "target": target, "steps_needed": needed,
         "jig_candidates": {k: v["median_s"] for k, v in r_jig.items()},
+        "jig_adaptive_single_run_s": adaptive,
         "captum_candidates": {k: v["median_s"] for k, v in r_cap.items()},
         "jig_best": best_jig, "captum_best": best_cap,
         "jig_s": final["jig"]["median_s"], "captum_s": final["captum"]["median_s"],
@@ -233,15 +246,21 @@ def saliency_compare(bench: _models.Bench, quick: bool, reps: int, blur: bool) -
 
     # saliency's IG nodes: linspace(0, 1, n), each weighted 1/n
     lin = jig.rules.Rule("linspace", lambda m: (np.linspace(0, 1, m), np.full(m, 1.0 / m)))
-    run_jig = jig_batch(sub, n, rule=lin)
+    chunk, _ = best_jig_chunk(sub, n, lin, quick)
+    run_jig = jig_batch(sub, n, rule=lin, chunk_size=chunk)
     a_sal, a_jig = np.stack(run_saliency()), np.asarray(run_jig())
     scale = float(np.max(np.abs(a_jig)))
     err = float(np.max(np.abs(a_sal - a_jig)))
-    if not err <= 1e-4 * scale:
-        raise AssertionError(f"{bench.name}: jig and saliency IG differ by {err} (scale {scale})")
+    # saliency forms its path points in float64 (NumPy alphas) before the float32 model,
+    # jig in float32: a point 1 ulp apart can cross a ReLU kink and change one gradient,
+    # so on ReLU models a few entries may differ; all others must agree to 1e-4.
+    close = float(np.mean(np.abs(a_sal - a_jig) <= 1e-4 * scale))
+    if not close >= 0.999:
+        raise AssertionError(f"{bench.name}: jig and saliency IG differ by {err} (scale {scale}); "
+                             f"only {close:.4%} of entries agree")
     res = _timing.interleaved({"jig": run_jig, "saliency": run_saliency}, reps=reps)
-    out = {"model": bench.name, "batch": len(examples), "steps": n,
-           "agreement_max_abs_diff_rel": err / scale,
+    out = {"model": bench.name, "batch": len(examples), "steps": n, "jig_chunk_size": chunk,
+           "agreement_max_abs_diff_rel": err / scale, "agreement_fraction_close": close,
            "ig": {"jig_s": res["jig"]["median_s"], "saliency_s": res["saliency"]["median_s"],
                   "speedup": res["saliency"]["median_s"] / res["jig"]["median_s"]}}
     if blur and hasattr(jig.paths, "blur"):
@@ -255,7 +274,8 @@ def saliency_compare(bench: _models.Bench, quick: bool, reps: int, blur: bool) -
         logits = sub.logits
         path = jig.paths.blur(sigma)
         fn = jax.jit(jax.vmap(lambda x, t, p: jig.ig(lambda x, p: logits(x, p)[t], None, n,
-                                                      path=path, rule="riemann_right")(x, p),
+                                                      path=path, rule="riemann_right",
+                                                      chunk_size=chunk)(x, p),
                               in_axes=(0, 0, None)))
         xs, ts = jnp.asarray(sub.xs), jnp.asarray(sub.targets)
         run_blur_jig = lambda: fn(xs, ts, params)  # noqa: E731
@@ -281,6 +301,9 @@ def main(argv=None) -> dict:
     out = {"captum": [], "saliency": []}
     for name in a.models.split(","):
         bench = _models.MODELS[name]()
+        if a.quick:  # a quarter of the batch
+            keep = max(1, len(bench.xs) // 4)
+            bench = bench._replace(xs=bench.xs[:keep], targets=bench.targets[:keep])
         out["captum"].append(captum_compare(bench, a.quick, reps))
         print(json.dumps(out["captum"][-1], indent=1, default=str), flush=True)
         out["saliency"].append(saliency_compare(bench, a.quick, reps, blur=name == "cnn"))
