@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
+
+# two CPU devices (before JAX starts): jig's per-example "rr" mode spreads examples over
+# them; everything else runs on device 0 as usual. An explicit XLA_FLAGS wins.
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 import jax
 import jax.numpy as jnp
@@ -51,17 +56,31 @@ CAPTUM_METHODS = {  # captum's name for the same nodes
 
 
 def jig_batch(bench: _models.Bench, steps: int, *, rule="gauss_legendre", chunk_size=None,
-              tol=None, max_steps=None, return_delta=False):
-    """A jitted batch explainer ``(xs, targets, params) -> A`` (or ``(A, delta/info)``)."""
+              tol=None, max_steps=None, return_delta=False, mode="vmap"):
+    """``() -> A`` (or ``(A, delta/info)``) for the whole batch.
+
+    ``mode="vmap"``: one ``jax.jit(jax.vmap(explainer))`` call for the batch;
+    ``mode="loop"``: the jitted explainer called once per example (a list of results),
+    which on XLA:CPU is often faster: each call's working set stays in cache;
+    ``mode="rr"``: the same loop with the examples placed round-robin on the CPU
+    devices (``jax.devices()``), so JAX's asynchronous dispatch runs them side by side.
+    """
     logits = bench.logits
 
     def one(x, t, p):
         return jig.ig(lambda x, p: logits(x, p)[t], 0.0, steps, rule=rule, chunk_size=chunk_size,
                       tol=tol, max_steps=max_steps, return_delta=return_delta)(x, p)
 
-    fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
     xs, ts = jnp.asarray(bench.xs), jnp.asarray(bench.targets)
     params = jax.tree.map(jnp.asarray, bench.params)
+    if mode in ("loop", "rr"):
+        fn1 = jax.jit(one)
+        devs = jax.devices() if mode == "rr" else jax.devices()[:1]
+        ps = [jax.device_put(params, d) for d in devs]
+        rows = [(jax.device_put(xs[i], devs[i % len(devs)]), jax.device_put(ts[i], devs[i % len(devs)]),
+                 ps[i % len(devs)]) for i in range(len(bench.xs))]
+        return lambda: [fn1(*r) for r in rows]
+    fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
     return lambda: fn(xs, ts, params)
 
 
@@ -122,13 +141,22 @@ def best_captum_ibs(bench, model, steps, method, quick) -> tuple[Any, dict]:
     return (None if best == "None" else int(best)), res
 
 
-def best_jig_chunk(bench, steps, rule, quick) -> tuple[Any, dict]:
-    # chunk loops of <= 8 chunks are unrolled in jig: steps // 8 is the usual sweet spot
-    cands = [None, max(1, steps // 8)] + ([] if quick else [max(1, steps // 4)])
-    fns = {str(c): jig_batch(bench, steps, rule=rule, chunk_size=c) for c in cands}
+def best_jig_setting(bench, steps, rule, quick) -> tuple[tuple[str, int | None], dict]:
+    """The fastest of batch modes (vmap / per-example loop) x chunk sizes (None, steps/8,
+    steps/4; chunk loops of <= 8 chunks are unrolled in jig)."""
+    chunks = [None, max(1, steps // 8)] + ([] if quick else [max(1, steps // 4)])
+    modes = ("vmap", "loop") + (("rr",) if len(jax.devices()) > 1 else ())
+    cands = [(m, c) for m in modes for c in chunks]
+    fns = {f"{m}/{c}": jig_batch(bench, steps, rule=rule, chunk_size=c, mode=m) for m, c in cands}
     res = _timing.interleaved(fns, reps=2 if quick else 3)
     best = min(res, key=lambda k: res[k]["median_s"])
-    return (None if best == "None" else int(best)), res
+    return cands[list(fns).index(best)], res
+
+
+def _scaled(setting, steps_then, steps_now):
+    """The same batch mode and the same chunk fraction at another number of steps."""
+    mode, chunk = setting
+    return mode, (None if chunk is None else max(1, round(chunk * steps_now / steps_then)))
 
 
 def captum_compare(bench: _models.Bench, quick: bool, reps: int) -> dict:
@@ -149,23 +177,23 @@ def captum_compare(bench: _models.Bench, quick: bool, reps: int) -> dict:
         raise AssertionError(f"{bench.name}: jig and Captum attributions differ by {err} (scale {scale})")
     # 2. equal steps, both at their best setting
     ibs, ibs_sweep = best_captum_ibs(bench, model, n, "riemann_middle", quick)
-    chunk, chunk_sweep = best_jig_chunk(bench, n, "riemann_middle", quick)
+    (mode, chunk), chunk_sweep = best_jig_setting(bench, n, "riemann_middle", quick)
     res = _timing.interleaved({
-        "jig": jig_batch(bench, n, rule="riemann_middle", chunk_size=chunk),
+        "jig": jig_batch(bench, n, rule="riemann_middle", chunk_size=chunk, mode=mode),
         "captum": captum_batch(bench, model, n, "riemann_middle", ibs),
     }, reps=reps)
     out["equal_steps"] = {
-        "captum_internal_batch_size": ibs, "jig_chunk_size": chunk,
+        "captum_internal_batch_size": ibs, "jig_chunk_size": chunk, "jig_mode": mode,
         "captum_sweep": ibs_sweep, "jig_sweep": chunk_sweep,
         "jig_s": res["jig"]["median_s"], "captum_s": res["captum"]["median_s"],
         "speedup": res["captum"]["median_s"] / res["jig"]["median_s"],
     }
     # 3. time to 1% completeness error, each library's best rule
-    out["to_1pct"] = time_to_target(bench, model, 0.01, ibs, quick, reps)
+    out["to_1pct"] = time_to_target(bench, model, 0.01, ibs, (mode, chunk), n, quick, reps)
     return out
 
 
-def time_to_target(bench, model, target, ibs, quick, reps) -> dict:
+def time_to_target(bench, model, target, ibs, setting, steps_then, quick, reps) -> dict:
     gap = gaps(bench)
     grid = GRID[:9] if quick else GRID
     rules = JIG_RULES[:2] if quick else JIG_RULES
@@ -174,9 +202,9 @@ def time_to_target(bench, model, target, ibs, quick, reps) -> dict:
     for rule, n in needed.items():
         if n is None:
             continue
-        jig_cands[f"{rule}@{n}"] = jig_batch(bench, n, rule=rule)
-        if n >= 16:  # the unrolled-chunks setting (see BUILD_NOTES)
-            jig_cands[f"{rule}@{n}/chunk{n // 8}"] = jig_batch(bench, n, rule=rule, chunk_size=n // 8)
+        jig_cands[f"{rule}@{n}/vmap/None"] = jig_batch(bench, n, rule=rule)
+        m, c = _scaled(setting, steps_then, n)  # the equal-steps winner's setting
+        jig_cands[f"{rule}@{n}/{m}/{c}"] = jig_batch(bench, n, rule=rule, chunk_size=c, mode=m)
         # Captum's own delta must confirm the same steps (else try the next grid steps)
         method = CAPTUM_METHODS[rule]
         for m in [g for g in grid if g >= n]:
@@ -246,9 +274,10 @@ def saliency_compare(bench: _models.Bench, quick: bool, reps: int, blur: bool) -
 
     # saliency's IG nodes: linspace(0, 1, n), each weighted 1/n
     lin = jig.rules.Rule("linspace", lambda m: (np.linspace(0, 1, m), np.full(m, 1.0 / m)))
-    chunk, _ = best_jig_chunk(sub, n, lin, quick)
-    run_jig = jig_batch(sub, n, rule=lin, chunk_size=chunk)
-    a_sal, a_jig = np.stack(run_saliency()), np.asarray(run_jig())
+    (mode, chunk), _ = best_jig_setting(sub, n, lin, quick)
+    run_jig = jig_batch(sub, n, rule=lin, chunk_size=chunk, mode=mode)
+    a_sal = np.stack(run_saliency())
+    a_jig = np.asarray(jig_batch(sub, n, rule=lin, chunk_size=chunk)())
     scale = float(np.max(np.abs(a_jig)))
     err = float(np.max(np.abs(a_sal - a_jig)))
     # saliency forms its path points in float64 (NumPy alphas) before the float32 model,
@@ -260,6 +289,7 @@ def saliency_compare(bench: _models.Bench, quick: bool, reps: int, blur: bool) -
                              f"only {close:.4%} of entries agree")
     res = _timing.interleaved({"jig": run_jig, "saliency": run_saliency}, reps=reps)
     out = {"model": bench.name, "batch": len(examples), "steps": n, "jig_chunk_size": chunk,
+           "jig_mode": mode,
            "agreement_max_abs_diff_rel": err / scale, "agreement_fraction_close": close,
            "ig": {"jig_s": res["jig"]["median_s"], "saliency_s": res["saliency"]["median_s"],
                   "speedup": res["saliency"]["median_s"] / res["jig"]["median_s"]}}
@@ -273,13 +303,22 @@ def saliency_compare(bench: _models.Bench, quick: bool, reps: int, blur: bool) -
 
         logits = sub.logits
         path = jig.paths.blur(sigma)
-        fn = jax.jit(jax.vmap(lambda x, t, p: jig.ig(lambda x, p: logits(x, p)[t], None, n,
-                                                      path=path, rule="riemann_right",
-                                                      chunk_size=chunk)(x, p),
-                              in_axes=(0, 0, None)))
+        def blur_one(x, t, p):
+            return jig.ig(lambda x, p: logits(x, p)[t], None, n, path=path, rule="riemann_right",
+                          chunk_size=chunk)(x, p)
+
+        fn = jax.jit(jax.vmap(blur_one, in_axes=(0, 0, None)))
         xs, ts = jnp.asarray(sub.xs), jnp.asarray(sub.targets)
-        run_blur_jig = lambda: fn(xs, ts, params)  # noqa: E731
-        b_sal, b_jig = np.stack(run_blur_saliency()).ravel(), np.asarray(run_blur_jig()).ravel()
+        if mode in ("loop", "rr"):
+            devs = jax.devices() if mode == "rr" else jax.devices()[:1]
+            fn1 = jax.jit(blur_one)
+            ps = [jax.device_put(params, d) for d in devs]
+            rows = [(jax.device_put(xs[i], devs[i % len(devs)]), jax.device_put(ts[i], devs[i % len(devs)]),
+                     ps[i % len(devs)]) for i in range(len(xs))]
+            run_blur_jig = lambda: [fn1(*r) for r in rows]  # noqa: E731
+        else:
+            run_blur_jig = lambda: fn(xs, ts, params)  # noqa: E731
+        b_sal, b_jig = np.stack(run_blur_saliency()).ravel(), np.asarray(fn(xs, ts, params)).ravel()
         res = _timing.interleaved({"jig": run_blur_jig, "saliency": run_blur_saliency}, reps=reps)
         out["blur_ig"] = {
             "max_sigma": sigma, "jig_s": res["jig"]["median_s"],

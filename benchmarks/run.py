@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+# two CPU devices for the peers' "rr" mode (see peers.py); must precede JAX's start
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -180,8 +184,6 @@ def main(argv=None) -> dict:
 
         res["peers"] = peers.main(quick + (["--models", "mlp,cnn,transformer"]))
     res["wall_s"] = time.time() - t0
-    import os
-
     res["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     Path(a.out + ".json").write_text(json.dumps(res, indent=1, default=str))
     Path(a.out + ".md").write_text(markdown(res))
