@@ -63,7 +63,8 @@ def jig_batch(bench: _models.Bench, steps: int, *, rule="gauss_legendre", chunk_
     ``mode="loop"``: the jitted explainer called once per example (a list of results),
     which on XLA:CPU is often faster: each call's working set stays in cache;
     ``mode="rr"``: the same loop with the examples placed round-robin on the CPU
-    devices (``jax.devices()``), so JAX's asynchronous dispatch runs them side by side.
+    devices (``jax.devices()``), so JAX's asynchronous dispatch runs them side by side;
+    ``mode="sharded"``: :func:`jig.sharded`, the batch split across the CPU devices.
     """
     logits = bench.logits
 
@@ -80,6 +81,11 @@ def jig_batch(bench: _models.Bench, steps: int, *, rule="gauss_legendre", chunk_
         rows = [(jax.device_put(xs[i], devs[i % len(devs)]), jax.device_put(ts[i], devs[i % len(devs)]),
                  ps[i % len(devs)]) for i in range(len(bench.xs))]
         return lambda: [fn1(*r) for r in rows]
+    if mode == "sharded":
+        fn = jig.sharded(one, in_axes=(0, 0, None))
+        params = jax.device_put(params, jax.sharding.NamedSharding(
+            jax.make_mesh((len(jax.devices()),), ("batch",)), jax.sharding.PartitionSpec()))
+        return lambda: fn(xs, ts, params)
     fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
     return lambda: fn(xs, ts, params)
 
@@ -145,7 +151,7 @@ def best_jig_setting(bench, steps, rule, quick) -> tuple[tuple[str, int | None],
     """The fastest of batch modes (vmap / per-example loop) x chunk sizes (None, steps/8,
     steps/4; chunk loops of <= 8 chunks are unrolled in jig)."""
     chunks = [None, max(1, steps // 8)] + ([] if quick else [max(1, steps // 4)])
-    modes = ("vmap", "loop") + (("rr",) if len(jax.devices()) > 1 else ())
+    modes = ("vmap", "loop") + (("rr", "sharded") if len(jax.devices()) > 1 else ())
     cands = [(m, c) for m in modes for c in chunks]
     fns = {f"{m}/{c}": jig_batch(bench, steps, rule=rule, chunk_size=c, mode=m) for m, c in cands}
     res = _timing.interleaved(fns, reps=2 if quick else 3)

@@ -53,7 +53,9 @@ def markdown(res: dict) -> str:
         f"jax {m.get('jax')} ({', '.join(m.get('jax_devices', []))}), torch {m.get('torch')}, "
         f"captum {m.get('captum')}, saliency {m.get('saliency')}. No GPU.",
         "",
-        "Ratios are medians of interleaved repetitions in one process; > 1 means jig is faster.",
+        "Ratios are medians of interleaved repetitions in one process; > 1 means jig is faster. "
+        "jig modes: vmap = one jit(vmap) call, loop = one call per example, rr = per example "
+        "round-robin on 2 CPU devices, sharded = jig.sharded over 2 CPU devices.",
         "",
     ]
     peers = res.get("peers")
@@ -62,7 +64,7 @@ def markdown(res: dict) -> str:
             "## 1. jig vs Captum IntegratedGradients (same weights, attributions checked)",
             "",
             "| model | batch x steps | max diff / max abs | Captum best internal_batch_size | "
-            "jig chunk_size | jig s | Captum s | speedup | target |",
+            "jig setting (mode/chunk_size) | jig s | Captum s | speedup | target |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in peers["captum"]:
@@ -70,7 +72,7 @@ def markdown(res: dict) -> str:
             tgt = TARGETS.get(r["model"])
             lines.append(
                 f"| {r['model']} | {r['batch']} x {r['steps']} | {r['agreement_max_abs_diff_rel']:.1e} | "
-                f"{_fmt(e['captum_internal_batch_size'])} | {_fmt(e['jig_chunk_size'])} | "
+                f"{_fmt(e['captum_internal_batch_size'])} | {e.get('jig_mode')}/{_fmt(e['jig_chunk_size'])} | "
                 f"{e['jig_s']:.4f} | {e['captum_s']:.4f} | {e['speedup']:.2f}x | "
                 f"{'' if tgt is None else f'>= {tgt}x ' + _ok(e['speedup'], tgt)} |"
             )
@@ -98,14 +100,15 @@ def markdown(res: dict) -> str:
             "",
             "## 2. jig vs PAIR saliency (same JAX model through call_model_function)",
             "",
-            "| model | examples x steps | IG: jig s | saliency s | speedup | BlurIG: jig s | "
+            "| model | examples x steps | jig setting | IG: jig s | saliency s | speedup | BlurIG: jig s | "
             "saliency s | speedup | BlurIG correlation |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in peers["saliency"]:
             b = r.get("blur_ig", {})
             lines.append(
-                f"| {r['model']} | {r['batch']} x {r['steps']} | {r['ig']['jig_s']:.4f} | "
+                f"| {r['model']} | {r['batch']} x {r['steps']} | {r.get('jig_mode')}/{_fmt(r.get('jig_chunk_size'))} | "
+                f"{r['ig']['jig_s']:.4f} | "
                 f"{r['ig']['saliency_s']:.4f} | {r['ig']['speedup']:.2f}x | "
                 f"{_fmt(b.get('jig_s'), 4)} | {_fmt(b.get('saliency_s'), 4)} | "
                 f"{_fmt(b.get('speedup'), 2)}{'x' if b else ''} | {_fmt(b.get('correlation'), 4)} |"
