@@ -178,6 +178,31 @@ class _Static:
         )
 
 
+def partition_static(tree) -> tuple[list, Any, tuple]:
+    """Split a pytree's leaves into traced ones (arrays, numbers) and static ones.
+
+    Returns ``(dynamic_leaves, treedef, static)`` where ``static`` is a hashable tuple
+    of ``(leaf_index, _Static(leaf))``, ready for ``jax.jit``'s static arguments;
+    :func:`merge_static` undoes it inside the trace.
+    """
+    leaves, treedef = jax.tree.flatten(tree)
+    dyn, static = [], []
+    for i, leaf in enumerate(leaves):
+        if _is_dynamic(leaf):
+            dyn.append(leaf)
+        else:
+            static.append((i, _Static(leaf)))
+    return dyn, treedef, tuple(static)
+
+
+def merge_static(dyn, treedef, static):
+    """The pytree :func:`partition_static` split, rebuilt from its two parts."""
+    leaves = list(dyn)
+    for i, s in static:
+        leaves.insert(i, s.value)
+    return jax.tree.unflatten(treedef, leaves)
+
+
 def _safe_eq(a, b) -> bool:
     try:
         return bool(a == b)
@@ -288,10 +313,7 @@ def _explain(dyn, baseline_in, params, *, config: _Config, treedef, static):
     """The compiled explainer: IG of ``config.f`` at the call's arguments."""
     f, baseline_fn, path, argnums = config.f.value, config.baseline_fn, config.path, config.argnums
     multi = isinstance(argnums, tuple)
-    leaves = list(dyn)
-    for i, s in static:
-        leaves.insert(i, s.value)
-    args, kwargs = jax.tree.unflatten(treedef, leaves)
+    args, kwargs = merge_static(dyn, treedef, static)
     x = tuple(args[i] for i in argnums) if multi else args[argnums]
     _check_input(x, argnums)
 
@@ -491,16 +513,8 @@ def ig(
                 f"argnums={argnums} names positional argument {needed}, but the "
                 f"explainer was called with {len(args)} positional argument(s)"
             )
-        leaves, treedef = jax.tree.flatten((args, kwargs))
-        dyn, static = [], []
-        for i, leaf in enumerate(leaves):
-            if _is_dynamic(leaf):
-                dyn.append(leaf)
-            else:
-                static.append((i, _Static(leaf)))
-        return _explain(
-            dyn, baseline_arg, path.params, config=config, treedef=treedef, static=tuple(static)
-        )
+        dyn, treedef, static = partition_static((args, kwargs))
+        return _explain(dyn, baseline_arg, path.params, config=config, treedef=treedef, static=static)
 
     how = f"{rule.name}, {steps} steps" if adaptive is None else f"adaptive, tol={adaptive.tol}"
     explainer.__doc__ = f"Integrated Gradients of {getattr(f, '__name__', 'f')} ({how}, {path.name} path)."

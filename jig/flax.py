@@ -53,7 +53,7 @@ from flax import linen as nn
 from flax import nnx
 
 from jig import paths as _paths
-from jig._core import _is_dynamic, _Static
+from jig._core import merge_static, partition_static
 from jig._core import ig as _ig
 
 __all__ = ["Split", "LayerAttribution", "split", "layer_ig", "layer_names", "token_scores"]
@@ -473,10 +473,7 @@ def layer_ig(
         return y
 
     def run(dyn, *, treedef, static):
-        leaves = list(dyn)
-        for i, v in static:
-            leaves.insert(i, v.value)
-        params, x, args, kwargs = jax.tree.unflatten(treedef, leaves)
+        params, x, args, kwargs = merge_static(dyn, treedef, static)
         h = s.bottom(params, x, *args, **kwargs)
         if baseline_input is None:
             hb = baseline
@@ -502,14 +499,8 @@ def layer_ig(
     compiled = jax.jit(run, static_argnames=("treedef", "static"))
 
     def explain(params, x, *args, **kwargs) -> LayerAttribution:
-        leaves, treedef = jax.tree.flatten((params, x, args, kwargs))
-        dyn, static = [], []
-        for i, leaf in enumerate(leaves):
-            if _is_dynamic(leaf):
-                dyn.append(leaf)
-            else:
-                static.append((i, _Static(leaf)))
-        return compiled(dyn, treedef=treedef, static=tuple(static))
+        dyn, treedef, static = partition_static((params, x, args, kwargs))
+        return compiled(dyn, treedef=treedef, static=static)
 
     explain.__doc__ = f"Layer IG at {s.layer!r} of {type(model).__name__} ({steps} steps)."
     return explain
