@@ -134,3 +134,16 @@ def test_a_bad_user_rule_is_refused():
     nan = rules.Rule("nan", lambda m: (np.full(m, np.nan), np.full(m, 1 / m)))
     with pytest.raises(ValueError, match="non-finite"):
         jig.ig(lambda x: x, 0.0, 4, rule=nan)
+
+
+@pytest.mark.parametrize("m", [100, 101, 257, 1000])
+def test_gauss_legendre_for_many_nodes_matches_numpy(m):
+    # above 100 nodes the rule uses Newton's method on P_m (O(m) memory), not leggauss
+    a, w = rules.gauss_legendre(m)
+    t, v = np.polynomial.legendre.leggauss(m)
+    np.testing.assert_allclose(a, (t + 1) / 2, rtol=0, atol=1e-14)
+    np.testing.assert_allclose(w, v / 2, rtol=0, atol=1e-13)  # tiny end weights differ in relative terms
+    assert np.all(np.diff(a) > 0)
+    np.testing.assert_allclose(w.sum(), 1.0, atol=1e-13)
+    for k in (1, 7, 30):
+        assert math.isclose(np.sum(w * a**k), 1 / (k + 1), rel_tol=1e-11)
