@@ -225,15 +225,12 @@ def _integrate(path, params, grad_fn, x, baseline, node_stack, weights, chunk_si
     """``Σ_n w_n ∇F(γ_n) ⊙ γ'_n`` over the node stack, optionally in chunks."""
     n = weights.shape[0]
 
+    constrain = None if mesh is None else functools.partial(_shard_leading, mesh=mesh)
+
     def block(nodes_b, w_b):
         if mesh is not None:
             nodes_b, w_b = _pad_to(nodes_b, w_b, mesh.size)
-        pts, vel = jax.vmap(lambda nd: path.point(params, nd, x, baseline))(nodes_b)
-        if mesh is not None:
-            pts = _shard_leading(pts, mesh)
-        grads = jax.vmap(grad_fn)(pts)
-        if not path.constant_velocity:
-            grads = jax.tree.map(jnp.multiply, grads, vel)
+        grads = _paths.integrand(path, params, grad_fn, nodes_b, x, baseline, constrain)
         return _weighted_sum(w_b, grads)
 
     size = n if chunk_size is None else min(chunk_size, n)
@@ -255,10 +252,8 @@ def _integrate(path, params, grad_fn, x, baseline, node_stack, weights, chunk_si
         if rem:
             tail = jax.tree.map(lambda a: a[n_full * size :], node_stack)
             total = _tree_add(total, block(tail, weights[n_full * size :]))
-    if path.constant_velocity:
-        _, vel = path.point(params, jax.tree.map(lambda a: a[0], node_stack), x, baseline)
-        total = jax.tree.map(jnp.multiply, total, vel)
-    return total
+    first = jax.tree.map(lambda a: a[0], node_stack)
+    return _paths.apply_velocity(path, params, first, x, baseline, total)
 
 
 def _pad_to(nodes, weights, multiple):

@@ -250,17 +250,10 @@ def integrate(
     zero = jax.tree.map(jnp.zeros_like, x)
 
     def grads_at(nodes):
-        pts, vel = jax.vmap(lambda a: path.point(params, a, x, baseline))(nodes)
-        g = jax.vmap(grad_fn)(pts)
-        if not path.constant_velocity:
-            g = jax.tree.map(jnp.multiply, g, vel)
-        return g
+        return _paths.integrand(path, params, grad_fn, nodes, x, baseline)
 
     def with_velocity(t):
-        if not path.constant_velocity:
-            return t
-        _, vel = path.point(params, alphas[0, 0], x, baseline)
-        return jax.tree.map(jnp.multiply, t, vel)
+        return _paths.apply_velocity(path, params, alphas[0, 0], x, baseline, t)
 
     g_end = jax.tree.map(lambda a: a[0], grads_at(jnp.ones((1,), work)))  # α = 1
 

@@ -38,12 +38,14 @@ from jax.flatten_util import ravel_pytree
 
 __all__ = [
     "Path",
+    "apply_velocity",
     "blur",
     "custom",
     "default_nodes",
     "expected",
     "gaussian_blur",
     "guided",
+    "integrand",
     "straight",
 ]
 
@@ -52,6 +54,28 @@ def default_nodes(params, x, baseline, alphas, weights):
     """The rule's nodes unchanged: one path point per alpha."""
     del params, x, baseline
     return alphas, weights
+
+
+def integrand(path, params, grad_fn, nodes, x, baseline, constrain=None):
+    """The integrand ``∇F(γ_n) ⊙ γ'_n`` at a stack of nodes (leading axis ``N``).
+
+    For a ``constant_velocity`` path it is ``∇F(γ_n)`` alone: the velocity is applied
+    once, after the weighted sum, by :func:`apply_velocity`. ``constrain`` (optional)
+    maps the stacked points before the gradients, e.g. to shard them.
+    """
+    points, velocity = jax.vmap(lambda node: path.point(params, node, x, baseline))(nodes)
+    if constrain is not None:
+        points = constrain(points)
+    grads = jax.vmap(grad_fn)(points)
+    return grads if path.constant_velocity else jax.tree.map(jnp.multiply, grads, velocity)
+
+
+def apply_velocity(path, params, node, x, baseline, total):
+    """``total ⊙ γ'`` for a ``constant_velocity`` path (``γ'`` taken at ``node``); else ``total``."""
+    if not path.constant_velocity:
+        return total
+    _, velocity = path.point(params, node, x, baseline)
+    return jax.tree.map(jnp.multiply, total, velocity)
 
 
 class Path(NamedTuple):
