@@ -75,3 +75,25 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:  # optional peers
             info[mod] = None
     return info
+
+
+def agreement(a, b, what: str, rtol: float = 1e-4, min_close: float = 0.99) -> dict:
+    """Check that two attribution arrays agree; return the figures, raise if they don't.
+
+    On ReLU models two correct float32 computations may place a path point on
+    opposite sides of a kink (points formed in a different order of operations, or
+    in float64, differ by an ulp) and so change one gradient: a few entries may then
+    differ by more than ``rtol``. Required: at least ``min_close`` of the entries
+    within ``rtol * max|b|`` and a relative L1 difference below ``rtol``.
+    """
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    scale = float(np.max(np.abs(b)))
+    diff = np.abs(a - b)
+    out = {"max_abs_diff_rel": float(np.max(diff)) / scale,
+           "l1_diff_rel": float(np.sum(diff) / np.sum(np.abs(b))),
+           "fraction_close": float(np.mean(diff <= rtol * scale))}
+    if not (out["fraction_close"] >= min_close and out["l1_diff_rel"] <= rtol):
+        raise AssertionError(f"{what}: attributions differ: {out}")
+    return out

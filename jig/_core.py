@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jig import adaptive as _adaptive
+from jig import hoist as _hoist
 from jig import paths as _paths
 from jig import rules as _rules
 
@@ -56,6 +57,12 @@ def _check_chunk_size(chunk_size) -> int | None:
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be None or >= 1, got {chunk_size}")
     return int(chunk_size)
+
+
+def _check_bool(name, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r} of type {type(value).__name__}")
+    return bool(value)
 
 
 def _check_path(path) -> _paths.Path:
@@ -221,10 +228,32 @@ def _tree_add(a, b):
     return jax.tree.map(jnp.add, a, b)
 
 
+def _chunked_sum(block, node_stack, weights, chunk_size, zero):
+    """``Σ`` of ``block(nodes, weights)`` over the node stack, ``chunk_size`` nodes at a
+    time (all at once for ``None``), as a running sum starting at ``zero``."""
+    n = weights.shape[0]
+    size = n if chunk_size is None else min(chunk_size, n)
+    n_full, rem = divmod(n, size)
+    if n_full == 1 and rem == 0:
+        return block(node_stack, weights)
+    head = jax.tree.map(lambda a: a[: n_full * size].reshape((n_full, size) + a.shape[1:]), node_stack)
+    w_head = weights[: n_full * size].reshape(n_full, size)
+
+    def body(carry, chunk):
+        return _tree_add(carry, block(*chunk)), None
+
+    # Few chunks: unrolled (a conv's input gradient inside a rolled XLA:CPU while
+    # loop runs ~3-4x slower); many chunks: rolled, so memory stays bounded.
+    unroll = n_full <= _UNROLL_CHUNKS
+    total, _ = jax.lax.scan(body, zero, (head, w_head), unroll=unroll)
+    if rem:
+        tail = jax.tree.map(lambda a: a[n_full * size :], node_stack)
+        total = _tree_add(total, block(tail, weights[n_full * size :]))
+    return total
+
+
 def _integrate(path, params, grad_fn, x, baseline, node_stack, weights, chunk_size, mesh):
     """``Σ_n w_n ∇F(γ_n) ⊙ γ'_n`` over the node stack, optionally in chunks."""
-    n = weights.shape[0]
-
     constrain = None if mesh is None else functools.partial(_shard_leading, mesh=mesh)
 
     def block(nodes_b, w_b):
@@ -233,27 +262,34 @@ def _integrate(path, params, grad_fn, x, baseline, node_stack, weights, chunk_si
         grads = _paths.integrand(path, params, grad_fn, nodes_b, x, baseline, constrain)
         return _weighted_sum(w_b, grads)
 
-    size = n if chunk_size is None else min(chunk_size, n)
-    n_full, rem = divmod(n, size)
-    if n_full == 1 and rem == 0:
-        total = block(node_stack, weights)
-    else:
-        head = jax.tree.map(lambda a: a[: n_full * size].reshape((n_full, size) + a.shape[1:]), node_stack)
-        w_head = weights[: n_full * size].reshape(n_full, size)
-        zero = jax.tree.map(jnp.zeros_like, x)
-
-        def body(carry, chunk):
-            return _tree_add(carry, block(*chunk)), None
-
-        # Few chunks: unrolled (a conv's input gradient inside a rolled XLA:CPU while
-        # loop runs ~3-4x slower); many chunks: rolled, so memory stays bounded.
-        unroll = n_full <= _UNROLL_CHUNKS
-        total, _ = jax.lax.scan(body, zero, (head, w_head), unroll=unroll)
-        if rem:
-            tail = jax.tree.map(lambda a: a[n_full * size :], node_stack)
-            total = _tree_add(total, block(tail, weights[n_full * size :]))
+    total = _chunked_sum(block, node_stack, weights, chunk_size, jax.tree.map(jnp.zeros_like, x))
     first = jax.tree.map(lambda a: a[0], node_stack)
     return _paths.apply_velocity(path, params, first, x, baseline, total)
+
+
+def _integrate_hoisted(split, x, baseline, alphas, weights, chunk_size, mesh):
+    """The straight-path sum with ``f``'s affine prefix hoisted (:mod:`jig.hoist`):
+    ``(x - b) ⊙ J_Pᵀ Σ_n w_n ∇R(P(b) + α_n J_P (x - b))``."""
+    velocity = jax.tree.map(jnp.subtract, x, baseline)
+    h0, h1 = jax.jvp(split.prefix, (baseline,), (velocity,))
+    grad_rest = jax.grad(split.rest)
+    constrain = None if mesh is None else functools.partial(_shard_leading, mesh=mesh)
+
+    def block(a_b, w_b):
+        if mesh is not None:
+            a_b, w_b = _pad_to(a_b, w_b, mesh.size)
+        points = tuple(
+            p0[None] + a_b.astype(p1.dtype).reshape((-1,) + (1,) * p1.ndim) * p1[None]
+            for p0, p1 in zip(h0, h1)
+        )
+        if constrain is not None:
+            points = constrain(points)
+        return _weighted_sum(w_b, jax.vmap(grad_rest)(points))
+
+    total_h = _chunked_sum(block, alphas, weights, chunk_size, jax.tree.map(jnp.zeros_like, h0))
+    _, pullback = jax.vjp(split.prefix, baseline)
+    (total,) = pullback(total_h)
+    return jax.tree.map(jnp.multiply, total, velocity)
 
 
 def _pad_to(nodes, weights, multiple):
@@ -296,6 +332,7 @@ class _Config(NamedTuple):
     check_finite: bool
     mesh: Any
     adaptive: _adaptive.Adaptive | None = None
+    hoist: bool = True
 
 
 def _rule_nodes(config: _Config, work):
@@ -348,9 +385,17 @@ def _explain(dyn, baseline_in, params, *, config: _Config, treedef, static):
         total = path.integrate(params, grad_fn, xw, b, *_rule_nodes(config, work))
     else:
         node_stack, node_w = path.nodes(params, xw, b, *_rule_nodes(config, work))
-        total = _integrate(
-            path, params, grad_fn, xw, b, node_stack, node_w, config.chunk_size, config.mesh
-        )
+        split = None
+        if config.hoist and path.affine and jax.tree.all(
+            jax.tree.map(lambda d, a: d == a.dtype, x_dtypes, xw)
+        ):
+            split = _hoist.split(F, xw)
+        if split is not None:
+            total = _integrate_hoisted(split, xw, b, node_stack, node_w, config.chunk_size, config.mesh)
+        else:
+            total = _integrate(
+                path, params, grad_fn, xw, b, node_stack, node_w, config.chunk_size, config.mesh
+            )
     if config.check_finite:
         bad = ~jnp.all(jnp.stack([jnp.all(jnp.isfinite(t)) for t in jax.tree.leaves(total)]))
         jax.debug.callback(_raise_if_nonfinite, bad)
@@ -381,6 +426,7 @@ def ig(
     mesh: jax.sharding.Mesh | None = None,
     tol: float | None = None,
     max_steps: int | None = None,
+    hoist: bool = True,
 ) -> Callable[..., Any]:
     """Integrated Gradients of ``f``: a function transform, like :func:`jax.grad`.
 
@@ -431,6 +477,11 @@ def ig(
         ``(attributions, jig.AdaptiveInfo(delta, points, converged))``.
       max_steps: with ``tol``, the most path points per explanation (default
         ``64 * steps + 1``); the refinement stops at the last level that fits.
+      hoist: on the straight path, evaluate the affine operations that ``f``
+        applies to its input first (a dense or convolution layer's product and
+        bias) once per explanation instead of once per path point, and apply their
+        transpose once to the weighted sum (:mod:`jig.hoist`; the same sum up to
+        rounding). ``False`` evaluates ``f`` whole at every point.
 
     Returns:
       A function taking the same arguments as ``f`` and returning the attributions,
@@ -497,6 +548,7 @@ def ig(
         check_finite=bool(check_finite),
         mesh=mesh,
         adaptive=adaptive,
+        hoist=_check_bool("hoist", hoist),
     )
     baseline_arg = None if baseline_fn is not None else baseline
 

@@ -102,6 +102,9 @@ class Path(NamedTuple):
         which then takes ``baseline=None``.
       constant_velocity: ``True`` when ``γ'`` does not depend on ``α`` (the
         straight line); the velocity is then applied once after the sum.
+      affine: ``True`` when ``γ(α) = b + α (x - b)`` with ``b`` the baseline (the
+        straight line): ``jig.ig`` may then hoist ``f``'s affine first layers out
+        of the sum (:mod:`jig.hoist`).
       integrate: optional override for paths that are not a fixed set of nodes
         (e.g. adaptive paths): ``(params, grad_fn, x, baseline, alphas,
         weights) -> attributions``, where ``grad_fn(point)`` returns ``∇F`` at a
@@ -120,6 +123,7 @@ class Path(NamedTuple):
     needs_baseline: bool = True
     constant_velocity: bool = False
     integrate: Callable[..., Any] | None = None
+    affine: bool = False
 
 
 class _Bound(NamedTuple):
@@ -174,6 +178,7 @@ def straight() -> Path:
         point=_straight_point,
         starts=_straight_starts,
         constant_velocity=True,
+        affine=True,
     )
 
 
