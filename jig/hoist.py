@@ -246,6 +246,10 @@ def split(F: Callable[[Any], Any], x: Any) -> Split | None:
         _run(tagged, (_CONST, _OTHER), values)
         return values[out]
 
+    # The gradients of the rest are summed in the frontier's dtype: it must be the
+    # input's (a layer run in bfloat16 after a cast would otherwise sum in bfloat16).
+    shapes = jax.eval_shape(prefix, x)
+    if {jnp.result_type(leaf) for leaf in leaves} != {s.dtype for s in shapes}:
+        return None
     n_in = sum(math.prod(jnp.shape(leaf)) for leaf in leaves)
-    n_h = sum(math.prod(s.shape) for s in jax.eval_shape(prefix, x))
-    return Split(prefix, rest, (n_in, n_h))
+    return Split(prefix, rest, (n_in, sum(math.prod(s.shape) for s in shapes)))
