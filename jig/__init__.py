@@ -5,7 +5,7 @@
     [1.0, 4.0]
 """
 
-from jig import adaptive, baselines, flax, paths, rules
+from jig import adaptive, baselines, flax, hoist, paths, rules
 from jig._core import ig
 from jig.adaptive import AdaptiveInfo
 from jig.sharding import explain_dataset, sharded
@@ -27,4 +27,4 @@ def __dir__():
 
 
 # jig.viz is public too, but left out of __all__ so that `from jig import *` works without matplotlib.
-__all__ = ["ig", "baselines", "flax", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo"]
+__all__ = ["ig", "baselines", "flax", "hoist", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo"]
