@@ -240,3 +240,41 @@ def test_equal_on_random_smooth_nets(seed, act, width, steps):
     scale = 1.0 + float(jnp.max(jnp.abs(B)))
     np.testing.assert_allclose(A, B, atol=2e-5 * scale)
     np.testing.assert_allclose(d, e, atol=5e-5 * scale)
+
+
+def test_control_flow_and_custom_rules_after_the_prefix():
+    """The rest is evaluated equation by equation: scan, cond, while, custom_vjp and
+    custom_jvp in it must bind as in F."""
+
+    @jax.custom_vjp
+    def clip_grad(h):
+        return h
+
+    clip_grad.defvjp(lambda h: (h, None), lambda _, g: (jnp.clip(g, -0.5, 0.5),))
+
+    def f(x):
+        h = x @ W1 + B1
+        h = jax.lax.cond(jnp.sum(h) > 0, jnp.tanh, jnp.sin, h)
+        h, _ = jax.lax.scan(lambda c, w: (jnp.tanh(c * w), None), h, jnp.linspace(0.5, 1.5, 3)[:, None] * jnp.ones(16))
+        h = jax.lax.fori_loop(0, 2, lambda i, c: jax.nn.softplus(c) - 0.3, h)
+        return jnp.sum(clip_grad(h) @ W2)
+
+    assert hoist.split(f, X).sizes == (6, 17)  # h and the (affine) sum the cond reads
+    both(f, X)
+
+
+def test_nnx_model():
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.l1, self.l2 = nnx.Linear(6, 16, rngs=rngs), nnx.Linear(16, 1, rngs=rngs)
+
+        def __call__(self, x):
+            return self.l2(nnx.gelu(self.l1(x)))[0]
+
+    model = Net(nnx.Rngs(0))
+    graphdef, state = nnx.split(model)
+    f = lambda x, state: nnx.merge(graphdef, state)(x)  # noqa: E731
+    assert hoist.split(lambda z: f(z, state), X).sizes == (6, 16)
+    both(f, X, state)
