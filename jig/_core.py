@@ -267,29 +267,39 @@ def _integrate(path, params, grad_fn, x, baseline, node_stack, weights, chunk_si
     return _paths.apply_velocity(path, params, first, x, baseline, total)
 
 
-def _integrate_hoisted(split, x, baseline, alphas, weights, chunk_size, mesh):
-    """The straight-path sum with ``f``'s affine prefix hoisted (:mod:`jig.hoist`):
-    ``(x - b) ⊙ J_Pᵀ Σ_n w_n ∇R(P(b) + α_n J_P (x - b))``."""
-    velocity = jax.tree.map(jnp.subtract, x, baseline)
-    h0, h1 = jax.jvp(split.prefix, (baseline,), (velocity,))
+def _integrate_hoisted(split, path, params, x, baseline, node_stack, weights, chunk_size, mesh):
+    """The sum over a path of straight lines ``γ_n = s_n + α_n (x - s_n)`` with ``f``'s
+    affine prefix ``P`` hoisted (:mod:`jig.hoist`):
+    ``Σ_k (x - s_k) ⊙ J_Pᵀ Σ_{n: k_n = k} w_n ∇R(P(s_k) + α_n J_P (x - s_k))``."""
+    starts, index, alphas = path.line(params, x, baseline, node_stack)
+    k = jax.tree.leaves(starts)[0].shape[0]
+    velocity = jax.tree.map(lambda s, xl: xl[None] - s, starts, x)
+    h0, h1 = jax.vmap(lambda s, v: jax.jvp(split.prefix, (s,), (v,)))(starts, velocity)
     grad_rest = jax.grad(split.rest)
     constrain = None if mesh is None else functools.partial(_shard_leading, mesh=mesh)
 
-    def block(a_b, w_b):
+    def block(nodes_b, w_b):
         if mesh is not None:
-            a_b, w_b = _pad_to(a_b, w_b, mesh.size)
-        points = tuple(
-            p0[None] + a_b.astype(p1.dtype).reshape((-1,) + (1,) * p1.ndim) * p1[None]
-            for p0, p1 in zip(h0, h1)
-        )
+            nodes_b, w_b = _pad_to(nodes_b, w_b, mesh.size)
+        i_b, a_b = nodes_b
+        col = lambda p: a_b.astype(p.dtype).reshape((-1,) + (1,) * (p.ndim - 1))  # noqa: E731
+        if k == 1:  # one start (the straight path): no gather, no per-start sums
+            points = tuple(p0 + col(p1) * p1 for p0, p1 in zip(h0, h1))
+        else:
+            points = tuple(p0[i_b] + col(p1) * p1[i_b] for p0, p1 in zip(h0, h1))
         if constrain is not None:
             points = constrain(points)
-        return _weighted_sum(w_b, jax.vmap(grad_rest)(points))
+        grads = jax.vmap(grad_rest)(points)
+        if k == 1:
+            return tuple(s[None] for s in _weighted_sum(w_b, grads))
+        per_start = jax.nn.one_hot(i_b, k, dtype=w_b.dtype) * w_b[:, None]  # (n, K)
+        return tuple(jnp.tensordot(per_start, g, axes=(0, 0)) for g in grads)
 
-    total_h = _chunked_sum(block, alphas, weights, chunk_size, jax.tree.map(jnp.zeros_like, h0))
-    _, pullback = jax.vjp(split.prefix, baseline)
-    (total,) = pullback(total_h)
-    return jax.tree.map(jnp.multiply, total, velocity)
+    zero = tuple(jnp.zeros_like(p) for p in h0)
+    total_h = _chunked_sum(block, (index, alphas), weights, chunk_size, zero)
+    _, pullback = jax.vjp(split.prefix, jax.tree.map(lambda s: s[0], starts))
+    back = jax.vmap(lambda g: pullback(g)[0])(total_h)  # J_Pᵀ is the same at every point
+    return jax.tree.map(lambda b, v: jnp.sum(b * v, axis=0), back, velocity)
 
 
 def _pad_to(nodes, weights, multiple):
@@ -386,12 +396,14 @@ def _explain(dyn, baseline_in, params, *, config: _Config, treedef, static):
     else:
         node_stack, node_w = path.nodes(params, xw, b, *_rule_nodes(config, work))
         split = None
-        if config.hoist and path.affine and jax.tree.all(
+        if config.hoist and path.line is not None and jax.tree.all(
             jax.tree.map(lambda d, a: d == a.dtype, x_dtypes, xw)
         ):
             split = _hoist.split(F, xw)
         if split is not None:
-            total = _integrate_hoisted(split, xw, b, node_stack, node_w, config.chunk_size, config.mesh)
+            total = _integrate_hoisted(
+                split, path, params, xw, b, node_stack, node_w, config.chunk_size, config.mesh
+            )
         else:
             total = _integrate(
                 path, params, grad_fn, xw, b, node_stack, node_w, config.chunk_size, config.mesh
@@ -477,7 +489,8 @@ def ig(
         ``(attributions, jig.AdaptiveInfo(delta, points, converged))``.
       max_steps: with ``tol``, the most path points per explanation (default
         ``64 * steps + 1``); the refinement stops at the last level that fits.
-      hoist: on the straight path, evaluate the affine operations that ``f``
+      hoist: on the straight path (and expected gradients' straight lines), evaluate
+        the affine operations that ``f``
         applies to its input first (a dense or convolution layer's product and
         bias) once per explanation instead of once per path point, and apply their
         transpose once to the weighted sum (:mod:`jig.hoist`; the same sum up to

@@ -102,9 +102,12 @@ class Path(NamedTuple):
         which then takes ``baseline=None``.
       constant_velocity: ``True`` when ``γ'`` does not depend on ``α`` (the
         straight line); the velocity is then applied once after the sum.
-      affine: ``True`` when ``γ(α) = b + α (x - b)`` with ``b`` the baseline (the
-        straight line): ``jig.ig`` may then hoist ``f``'s affine first layers out
-        of the sum (:mod:`jig.hoist`).
+      line: optional, for paths made of straight lines ``γ_n = s_n + α_n (x - s_n)``
+        (the straight path, expected gradients): ``(params, x, baseline, nodes) ->
+        (starts, index, alphas)`` with ``starts`` a pytree like ``x`` with a leading
+        axis ``K``, and per node the index of its start ``(N,)`` and its ``α`` ``(N,)``.
+        ``jig.ig`` then hoists ``f``'s affine first layers out of the sum
+        (:mod:`jig.hoist`).
       integrate: optional override for paths that are not a fixed set of nodes
         (e.g. adaptive paths): ``(params, grad_fn, x, baseline, alphas,
         weights) -> attributions``, where ``grad_fn(point)`` returns ``∇F`` at a
@@ -123,7 +126,7 @@ class Path(NamedTuple):
     needs_baseline: bool = True
     constant_velocity: bool = False
     integrate: Callable[..., Any] | None = None
-    affine: bool = False
+    line: Callable[..., tuple[Any, jax.Array, jax.Array]] | None = None
 
 
 class _Bound(NamedTuple):
@@ -155,6 +158,11 @@ def _straight_point(params, alpha, x, baseline):
     return point, velocity
 
 
+def _straight_line(params, x, baseline, nodes):
+    del params, x
+    return jax.tree.map(lambda b: b[None], baseline), jnp.zeros(nodes.shape, jnp.int32), nodes
+
+
 def _straight_starts(params, x, baseline):
     del params, x
     return jax.tree.map(lambda b: b[None], baseline)
@@ -178,7 +186,7 @@ def straight() -> Path:
         point=_straight_point,
         starts=_straight_starts,
         constant_velocity=True,
-        affine=True,
+        line=_straight_line,
     )
 
 
@@ -452,6 +460,11 @@ def _expected_point(config, params, node, x, baseline):
     return _straight_point(None, node["alpha"], x, b)
 
 
+def _expected_line(config, params, x, baseline, nodes):
+    stack, _ = _expected_stack(config, params, x, baseline)
+    return stack, nodes["index"], nodes["alpha"]
+
+
 def _expected_starts(config, params, x, baseline):
     return _expected_stack(config, params, x, baseline)[0]
 
@@ -523,6 +536,7 @@ def expected(baselines, *, key: jax.Array | None = None, samples: int | None = N
         nodes=_Bound(_expected_nodes, (config,)),
         params={"stack": stack, "key": key},
         needs_baseline=False,
+        line=_Bound(_expected_line, (config,)),
     )
 
 

@@ -203,11 +203,10 @@ def test_hoisting_removes_the_first_layer_from_every_point():
     assert off - on >= 0.9 * 256 * 2 * (2 * 64 * 128)
 
 
-def test_not_hoisted_off_the_straight_path_or_in_half_precision():
+def test_not_hoisted_on_blur_or_in_half_precision():
     blurred = jig.ig(lambda x: jnp.sum(jnp.tanh(x.reshape(-1) @ W1[:4])), None, 8, path=jig.paths.blur(1.0))
     np.testing.assert_allclose(blurred(arr(2, 2)).shape, (2, 2))
-    assert jig.paths.straight().affine and not jig.paths.blur(1.0).affine
-    assert not jig.paths.expected(arr(3, 6)).affine
+    assert jig.paths.straight().line is not None and jig.paths.blur(1.0).line is None
     xh = X.astype(jnp.float16)
     f = lambda x: jnp.sum(jnp.tanh(x.astype(jnp.float32) @ W1))  # noqa: E731
     A = jig.ig(f, 0.0, 16)(xh)
@@ -278,3 +277,25 @@ def test_nnx_model():
     f = lambda x, state: nnx.merge(graphdef, state)(x)  # noqa: E731
     assert hoist.split(lambda z: f(z, state), X).sizes == (6, 16)
     both(f, X, state)
+
+
+@pytest.mark.parametrize("chunk_size", [None, 7])
+def test_expected_gradients_hoisted_equal_plain(chunk_size):
+    stack = arr(5, 6)
+    for path in (jig.paths.expected(stack), jig.paths.expected(stack, key=jax.random.key(3), samples=40)):
+        A, d = jig.ig(tanh_net, None, 8, path=path, chunk_size=chunk_size, return_delta=True)(X)
+        B, e = jig.ig(tanh_net, None, 8, path=path, chunk_size=chunk_size, return_delta=True, hoist=False)(X)
+        np.testing.assert_allclose(A, B, rtol=2e-5, atol=1e-6)
+        np.testing.assert_allclose(d, e, atol=1e-5)
+    # and exactly the mean of straight-line IG over the baselines
+    mean = jnp.mean(jnp.stack([jig.ig(tanh_net, s, 8)(X) for s in stack]), axis=0)
+    np.testing.assert_allclose(jig.ig(tanh_net, None, 8, path=jig.paths.expected(stack))(X), mean, rtol=2e-5, atol=1e-6)
+
+
+def test_expected_gradients_do_less_work_hoisted():
+    w1, w2 = arr(64, 128, scale=0.1), arr(128, 1, scale=0.1)
+    f = lambda x, w1, w2: jnp.sum(jnp.tanh(x @ w1) @ w2)  # noqa: E731
+    path = jig.paths.expected(arr(4, 64))
+    on = flops(jig.ig(f, None, 64, path=path), arr(64), w1, w2)
+    off = flops(jig.ig(f, None, 64, path=path, hoist=False), arr(64), w1, w2)
+    assert off - on >= 0.9 * 4 * 64 * 2 * (2 * 64 * 128) - 4 * 2 * (2 * 64 * 128)
