@@ -299,3 +299,9 @@ def test_expected_gradients_do_less_work_hoisted():
     on = flops(jig.ig(f, None, 64, path=path), arr(64), w1, w2)
     off = flops(jig.ig(f, None, 64, path=path, hoist=False), arr(64), w1, w2)
     assert off - on >= 0.9 * 4 * 64 * 2 * (2 * 64 * 128) - 4 * 2 * (2 * 64 * 128)
+
+
+def test_forward_mode_through_the_hoisted_explainer():
+    jf = jax.jacfwd(jig.ig(tanh_net, 0.0, 8))(X)
+    np.testing.assert_allclose(jf, jax.jacfwd(jig.ig(tanh_net, 0.0, 8, hoist=False))(X), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(jf, jax.jacrev(jig.ig(tanh_net, 0.0, 8))(X), rtol=1e-4, atol=1e-6)
