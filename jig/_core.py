@@ -267,14 +267,37 @@ def _integrate(path, params, grad_fn, x, baseline, node_stack, weights, chunk_si
     return _paths.apply_velocity(path, params, first, x, baseline, total)
 
 
+def _lines(split, starts, x):
+    """The hoisted form of straight lines from ``starts`` (a stack of ``K``) to ``x``:
+    ``(h0, h1, finish)`` with ``h0 = P(s_k)``, ``h1 = J_P (x - s_k)`` (tuples of
+    ``(K, ...)`` arrays) and ``finish``: per-start weighted sums of ``∇R`` ``(K, ...)`` ->
+    attributions ``Σ_k (x - s_k) ⊙ J_Pᵀ G_k``."""
+    velocity = jax.tree.map(lambda s, xl: xl[None] - s, starts, x)
+    h0, h1 = jax.vmap(lambda s, v: jax.jvp(split.prefix, (s,), (v,)))(starts, velocity)
+    _, pullback = jax.vjp(split.prefix, jax.tree.map(lambda s: s[0], starts))
+
+    def finish(sums):
+        back = jax.vmap(lambda g: pullback(g)[0])(sums)  # J_Pᵀ is the same at every point
+        return jax.tree.map(lambda b, v: jnp.sum(b * v, axis=0), back, velocity)
+
+    return h0, h1, finish
+
+
+def _line_points(h0, h1, alphas, index=None):
+    """``h0[k_n] + α_n h1[k_n]`` for a block of nodes (``index=None``: one start)."""
+    col = lambda p: alphas.astype(p.dtype).reshape((-1,) + (1,) * (p.ndim - 1))  # noqa: E731
+    if index is None:
+        return tuple(p0 + col(p1) * p1 for p0, p1 in zip(h0, h1))
+    return tuple(p0[index] + col(p1) * p1[index] for p0, p1 in zip(h0, h1))
+
+
 def _integrate_hoisted(split, path, params, x, baseline, node_stack, weights, chunk_size, mesh):
     """The sum over a path of straight lines ``γ_n = s_n + α_n (x - s_n)`` with ``f``'s
     affine prefix ``P`` hoisted (:mod:`jig.hoist`):
     ``Σ_k (x - s_k) ⊙ J_Pᵀ Σ_{n: k_n = k} w_n ∇R(P(s_k) + α_n J_P (x - s_k))``."""
     starts, index, alphas = path.line(params, x, baseline, node_stack)
     k = jax.tree.leaves(starts)[0].shape[0]
-    velocity = jax.tree.map(lambda s, xl: xl[None] - s, starts, x)
-    h0, h1 = jax.vmap(lambda s, v: jax.jvp(split.prefix, (s,), (v,)))(starts, velocity)
+    h0, h1, finish = _lines(split, starts, x)
     grad_rest = jax.grad(split.rest)
     constrain = None if mesh is None else functools.partial(_shard_leading, mesh=mesh)
 
@@ -282,11 +305,8 @@ def _integrate_hoisted(split, path, params, x, baseline, node_stack, weights, ch
         if mesh is not None:
             nodes_b, w_b = _pad_to(nodes_b, w_b, mesh.size)
         i_b, a_b = nodes_b
-        col = lambda p: a_b.astype(p.dtype).reshape((-1,) + (1,) * (p.ndim - 1))  # noqa: E731
-        if k == 1:  # one start (the straight path): no gather, no per-start sums
-            points = tuple(p0 + col(p1) * p1 for p0, p1 in zip(h0, h1))
-        else:
-            points = tuple(p0[i_b] + col(p1) * p1[i_b] for p0, p1 in zip(h0, h1))
+        # one start (the straight path): no gather, no per-start sums
+        points = _line_points(h0, h1, a_b, None if k == 1 else i_b)
         if constrain is not None:
             points = constrain(points)
         grads = jax.vmap(grad_rest)(points)
@@ -296,10 +316,32 @@ def _integrate_hoisted(split, path, params, x, baseline, node_stack, weights, ch
         return tuple(jnp.tensordot(per_start, g, axes=(0, 0)) for g in grads)
 
     zero = tuple(jnp.zeros_like(p) for p in h0)
-    total_h = _chunked_sum(block, (index, alphas), weights, chunk_size, zero)
-    _, pullback = jax.vjp(split.prefix, jax.tree.map(lambda s: s[0], starts))
-    back = jax.vmap(lambda g: pullback(g)[0])(total_h)  # J_Pᵀ is the same at every point
-    return jax.tree.map(lambda b, v: jnp.sum(b * v, axis=0), back, velocity)
+    return finish(_chunked_sum(block, (index, alphas), weights, chunk_size, zero))
+
+
+def _adaptive_parts(split, path, params, grad_fn, x, baseline):
+    """``(grads_at, finish, zero)`` for :func:`jig.adaptive.integrate`: plain, or with
+    the affine prefix hoisted (``split``; the straight path)."""
+    if split is None:
+        def grads_at(alphas):
+            return _paths.integrand(path, params, grad_fn, alphas, x, baseline)
+
+        def finish(t):
+            return _paths.apply_velocity(path, params, jnp.zeros((), _first_dtype(x)), x, baseline, t)
+
+        return grads_at, finish, jax.tree.map(jnp.zeros_like, x)
+    starts, _, _ = path.line(params, x, baseline, jnp.zeros((1,), _first_dtype(x)))
+    h0, h1, finish_k = _lines(split, starts, x)
+    grad_rest = jax.grad(split.rest)
+
+    def grads_at(alphas):
+        return jax.vmap(grad_rest)(_line_points(h0, h1, alphas))
+
+    return grads_at, lambda t: finish_k(tuple(s[None] for s in t)), tuple(jnp.zeros_like(p[0]) for p in h0)
+
+
+def _first_dtype(x):
+    return jnp.result_type(jax.tree.leaves(x)[0])
 
 
 def _pad_to(nodes, weights, multiple):
@@ -389,17 +431,18 @@ def _explain(dyn, baseline_in, params, *, config: _Config, treedef, static):
         f_start = jnp.mean(jax.vmap(lambda s: F(to_input(s)))(starts).astype(work))
         return F(x).astype(work), f_start
 
+    split = None
+    if config.hoist and path.line is not None and path.integrate is None and jax.tree.all(
+        jax.tree.map(lambda d, a: d == a.dtype, x_dtypes, xw)
+    ):
+        split = _hoist.split(F, xw)
     if config.adaptive is not None:
-        total, info = _adaptive.integrate(config.adaptive, path, params, grad_fn, xw, b, *ends())
+        parts = _adaptive_parts(split, path, params, grad_fn, xw, b)
+        total, info = _adaptive.integrate(config.adaptive, *parts, *ends())
     elif path.integrate is not None:
         total = path.integrate(params, grad_fn, xw, b, *_rule_nodes(config, work))
     else:
         node_stack, node_w = path.nodes(params, xw, b, *_rule_nodes(config, work))
-        split = None
-        if config.hoist and path.line is not None and jax.tree.all(
-            jax.tree.map(lambda d, a: d == a.dtype, x_dtypes, xw)
-        ):
-            split = _hoist.split(F, xw)
         if split is not None:
             total = _integrate_hoisted(
                 split, path, params, xw, b, node_stack, node_w, config.chunk_size, config.mesh

@@ -216,28 +216,27 @@ def _level_ends(plan: Adaptive) -> tuple[np.ndarray, np.ndarray]:
 
 def integrate(
     plan: Adaptive,
-    path: _paths.Path,
-    params: Any,
-    grad_fn: Callable[[Any], Any],
-    x: Any,
-    baseline: Any,
+    grads_at: Callable[[jax.Array], Any],
+    finish: Callable[[Any], Any],
+    zero: Any,
     f_x: jax.Array,
     f_start: jax.Array,
 ) -> tuple[Any, AdaptiveInfo]:
-    """Attributions along ``path`` refined to ``plan.tol``, and their :class:`AdaptiveInfo`.
+    """Attributions refined to ``plan.tol``, and their :class:`AdaptiveInfo`.
 
     Args:
       plan: from :func:`configure`.
-      path: a path with one point per alpha (``path.point``).
-      params: the path's arrays.
-      grad_fn: ``point -> ∇F(point)`` in the working dtype.
-      x, baseline: the input and baseline in the working dtype (pytrees).
+      grads_at: ``alphas (n,) -> integrand`` with a leading axis ``n``: the path's
+        integrand before its (constant) velocity, e.g. ``∇F(γ(α))``.
+      finish: ``weighted sum of the integrand -> attributions`` (applies the velocity;
+        with :mod:`jig.hoist`, also the prefix's transpose).
+      zero: zeros shaped like one integrand value (the running sums' start).
       f_x, f_start: ``F(x)`` and ``F(γ(0))`` in the working dtype.
 
     Returns:
       ``(total, info)``: the attributions in the working dtype and the info.
     """
-    work = jnp.result_type(*jax.tree.leaves(x))
+    work = jnp.result_type(*jax.tree.leaves(zero))
     alphas_np, weights_np = node_table(plan)
     ends_np, level_np = _level_ends(plan)
     alphas = jnp.asarray(alphas_np, work)
@@ -247,14 +246,6 @@ def integrate(
     n_blocks = alphas.shape[0]
     gap = f_x - f_start
     eps = jnp.finfo(work).eps
-    zero = jax.tree.map(jnp.zeros_like, x)
-
-    def grads_at(nodes):
-        return _paths.integrand(path, params, grad_fn, nodes, x, baseline)
-
-    def with_velocity(t):
-        return _paths.apply_velocity(path, params, alphas[0, 0], x, baseline, t)
-
     g_end = jax.tree.map(lambda a: a[0], grads_at(jnp.ones((1,), work)))  # α = 1
 
     def estimate(sums, table, level):
@@ -281,7 +272,7 @@ def integrate(
         sums = jax.tree.map(lambda s, gl: s + jnp.tensordot(weights[i], gl, axes=1), sums, g)
         end, level = ends[i], jnp.maximum(level_of[i], 0)
         est, new_table = estimate(sums, table, level)
-        est = with_velocity(est)
+        est = finish(est)
         est_sum = sum(jnp.sum(t) for t in jax.tree.leaves(est))
         est_abs = sum(jnp.sum(jnp.abs(t)) for t in jax.tree.leaves(est))
         est_delta = est_sum - gap
@@ -298,7 +289,7 @@ def integrate(
         )
 
     table0 = jax.tree.map(lambda z: jnp.zeros((plan.levels + 1,) + z.shape, z.dtype), zero)
-    state = (jnp.int32(0), zero, table0, zero, -gap, jnp.bool_(False))
+    state = (jnp.int32(0), zero, table0, finish(zero), -gap, jnp.bool_(False))
     i, _, _, total, delta, done = jax.lax.while_loop(cond, body, state)
     points = i * plan.block + 1
     return total, AdaptiveInfo(delta, points.astype(jnp.int32), done)

@@ -305,3 +305,14 @@ def test_forward_mode_through_the_hoisted_explainer():
     jf = jax.jacfwd(jig.ig(tanh_net, 0.0, 8))(X)
     np.testing.assert_allclose(jf, jax.jacfwd(jig.ig(tanh_net, 0.0, 8, hoist=False))(X), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(jf, jax.jacrev(jig.ig(tanh_net, 0.0, 8))(X), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("rule", ["romberg", "riemann_trapezoid"])
+def test_adaptive_steps_hoisted_equal_plain(rule):
+    xs = arr(5, 6)
+    run = lambda hoist: jax.vmap(jig.ig(tanh_net, 0.0, 4, rule=rule, tol=1e-4, return_delta=True, hoist=hoist))(xs)  # noqa: E731
+    (A, info), (B, info0) = run(True), run(False)
+    np.testing.assert_allclose(A, B, rtol=2e-5, atol=1e-6)
+    np.testing.assert_array_equal(info.points, info0.points)
+    np.testing.assert_allclose(info.delta, info0.delta, atol=1e-5)
+    assert bool(jnp.all(info.converged))
