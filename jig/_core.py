@@ -319,18 +319,18 @@ def _integrate_hoisted(split, path, params, x, baseline, node_stack, weights, ch
     return finish(_chunked_sum(block, (index, alphas), weights, chunk_size, zero))
 
 
-def _adaptive_parts(split, path, params, grad_fn, x, baseline):
+def _adaptive_parts(split, path, params, grad_fn, x, baseline, work):
     """``(grads_at, finish, zero)`` for :func:`jig.adaptive.integrate`: plain, or with
-    the affine prefix hoisted (``split``; the straight path)."""
+    the affine prefix hoisted (``split``; the straight path). ``work``: the working dtype."""
     if split is None:
         def grads_at(alphas):
             return _paths.integrand(path, params, grad_fn, alphas, x, baseline)
 
         def finish(t):
-            return _paths.apply_velocity(path, params, jnp.zeros((), _first_dtype(x)), x, baseline, t)
+            return _paths.apply_velocity(path, params, jnp.zeros((), work), x, baseline, t)
 
         return grads_at, finish, jax.tree.map(jnp.zeros_like, x)
-    starts, _, _ = path.line(params, x, baseline, jnp.zeros((1,), _first_dtype(x)))
+    starts, _, _ = path.line(params, x, baseline, jnp.zeros((1,), work))
     h0, h1, finish_k = _lines(split, starts, x)
     grad_rest = jax.grad(split.rest)
 
@@ -338,10 +338,6 @@ def _adaptive_parts(split, path, params, grad_fn, x, baseline):
         return jax.vmap(grad_rest)(_line_points(h0, h1, alphas))
 
     return grads_at, lambda t: finish_k(tuple(s[None] for s in t)), tuple(jnp.zeros_like(p[0]) for p in h0)
-
-
-def _first_dtype(x):
-    return jnp.result_type(jax.tree.leaves(x)[0])
 
 
 def _pad_to(nodes, weights, multiple):
@@ -437,7 +433,7 @@ def _explain(dyn, baseline_in, params, *, config: _Config, treedef, static):
     ):
         split = _hoist.split(F, xw)
     if config.adaptive is not None:
-        parts = _adaptive_parts(split, path, params, grad_fn, xw, b)
+        parts = _adaptive_parts(split, path, params, grad_fn, xw, b, work)
         total, info = _adaptive.integrate(config.adaptive, *parts, *ends())
     elif path.integrate is not None:
         total = path.integrate(params, grad_fn, xw, b, *_rule_nodes(config, work))

@@ -94,12 +94,7 @@ def _flatten(jaxpr, in_atoms, values, eqns, counter) -> list:
         ins = tuple(read(v) for v in e.invars)
         inner = e.params.get("jaxpr")
         if e.primitive.name in _CALLS and isinstance(inner, jex.ClosedJaxpr) and not inner.effects:
-            const_keys = []
-            for c in inner.consts:
-                counter[0] += 1
-                values[counter[0]] = c
-                const_keys.append(counter[0])
-            outs = _flatten_closed(inner, ins, const_keys, values, eqns, counter)
+            outs = _flatten_closed(inner, ins, values, eqns, counter)
             for v, o in zip(e.outvars, outs):
                 env[v] = o
             continue
@@ -108,9 +103,17 @@ def _flatten(jaxpr, in_atoms, values, eqns, counter) -> list:
     return [read(v) for v in jaxpr.outvars]
 
 
-def _flatten_closed(closed, in_atoms, const_keys, values, eqns, counter) -> list:
-    # constvars come first: bind them to their keys as leading invars
-    return _flatten(_WithConsts(closed.jaxpr), list(const_keys) + list(in_atoms), values, eqns, counter)
+def _fresh_keys(n, counter) -> list[int]:
+    counter[0] += n
+    return list(range(counter[0] - n + 1, counter[0] + 1))
+
+
+def _flatten_closed(closed, in_atoms, values, eqns, counter) -> list:
+    """:func:`_flatten` for a closed jaxpr: its consts get fresh keys in ``values`` and
+    are bound to its constvars, which come first."""
+    const_keys = _fresh_keys(len(closed.consts), counter)
+    values.update(zip(const_keys, closed.consts))
+    return _flatten(_WithConsts(closed.jaxpr), const_keys + list(in_atoms), values, eqns, counter)
 
 
 class _WithConsts:
@@ -197,16 +200,8 @@ def split(F: Callable[[Any], Any], x: Any) -> Split | None:
     values0: dict[int, Any] = {}
     flat: list[_Eqn] = []
     counter = [0]
-    x_keys = []
-    for _ in leaves:
-        counter[0] += 1
-        x_keys.append(counter[0])
-    const_keys = []
-    for c in closed.consts:
-        counter[0] += 1
-        values0[counter[0]] = c
-        const_keys.append(counter[0])
-    (out,) = _flatten_closed(closed, x_keys, const_keys, values0, flat, counter)
+    x_keys = _fresh_keys(len(leaves), counter)
+    (out,) = _flatten_closed(closed, x_keys, values0, flat, counter)
     if isinstance(out, _Lit):
         return None
 
