@@ -75,12 +75,7 @@ def jig_batch(bench: _models.Bench, steps: int, *, rule="gauss_legendre", chunk_
     xs, ts = jnp.asarray(bench.xs), jnp.asarray(bench.targets)
     params = jax.tree.map(jnp.asarray, bench.params)
     if mode in ("loop", "rr"):
-        fn1 = jax.jit(one)
-        devs = jax.devices() if mode == "rr" else jax.devices()[:1]
-        ps = [jax.device_put(params, d) for d in devs]
-        rows = [(jax.device_put(xs[i], devs[i % len(devs)]), jax.device_put(ts[i], devs[i % len(devs)]),
-                 ps[i % len(devs)]) for i in range(len(bench.xs))]
-        return lambda: [fn1(*r) for r in rows]
+        return _per_example(one, xs, ts, params, mode)
     if mode == "sharded":
         fn = jig.sharded(one, in_axes=(0, 0, None))
         params = jax.device_put(params, jax.sharding.NamedSharding(
@@ -88,6 +83,17 @@ def jig_batch(bench: _models.Bench, steps: int, *, rule="gauss_legendre", chunk_
         return lambda: fn(xs, ts, params)
     fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
     return lambda: fn(xs, ts, params)
+
+
+def _per_example(one, xs, ts, params, mode):
+    """``() -> [one(x_i, t_i, params)]``: the jitted ``one`` called per example, on device 0
+    (``mode="loop"``) or with the examples placed round-robin on the devices (``"rr"``)."""
+    fn1 = jax.jit(one)
+    devs = jax.devices() if mode == "rr" else jax.devices()[:1]
+    ps = [jax.device_put(params, d) for d in devs]
+    rows = [(jax.device_put(xs[i], devs[i % len(devs)]), jax.device_put(ts[i], devs[i % len(devs)]),
+             ps[i % len(devs)]) for i in range(len(xs))]
+    return lambda: [fn1(*r) for r in rows]
 
 
 def gaps(bench: _models.Bench) -> np.ndarray:
@@ -325,12 +331,7 @@ def saliency_compare(bench: _models.Bench, quick: bool, reps: int, blur: bool) -
         fn = jax.jit(jax.vmap(blur_one, in_axes=(0, 0, None)))
         xs, ts = jnp.asarray(sub.xs), jnp.asarray(sub.targets)
         if mode in ("loop", "rr"):
-            devs = jax.devices() if mode == "rr" else jax.devices()[:1]
-            fn1 = jax.jit(blur_one)
-            ps = [jax.device_put(params, d) for d in devs]
-            rows = [(jax.device_put(xs[i], devs[i % len(devs)]), jax.device_put(ts[i], devs[i % len(devs)]),
-                     ps[i % len(devs)]) for i in range(len(xs))]
-            run_blur_jig = lambda: [fn1(*r) for r in rows]  # noqa: E731
+            run_blur_jig = _per_example(blur_one, xs, ts, params, mode)
         else:
             run_blur_jig = lambda: fn(xs, ts, params)  # noqa: E731
         b_sal, b_jig = np.stack(run_blur_saliency()).ravel(), np.asarray(fn(xs, ts, params)).ravel()
