@@ -6,6 +6,7 @@
 """
 
 from jig import adaptive, baselines, flax, hoist, paths, rules
+from jig import metrics
 from jig._core import ig
 from jig.adaptive import AdaptiveInfo
 from jig.sharding import explain_dataset, sharded
@@ -27,4 +28,4 @@ def __dir__():
 
 
 # jig.viz is public too, but left out of __all__ so that `from jig import *` works without matplotlib.
-__all__ = ["ig", "baselines", "flax", "hoist", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo"]
+__all__ = ["ig", "baselines", "flax", "hoist", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo", "metrics"]
