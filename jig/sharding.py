@@ -20,8 +20,10 @@ Example:
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
+import tempfile
 from typing import Any, Callable, Sequence
 
 import jax
@@ -29,15 +31,31 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jig import _checks
+
 __all__ = ["sharded", "explain_dataset", "default_mesh"]
 
 InAxes = int | None | Sequence[int | None]
+
+
+class _OneArgument:
+    """The default of ``in_axes``: ``0`` when ``fn`` takes one positional argument;
+    with more, ``in_axes`` must be given (nothing is batched by guessing)."""
+
+    def __repr__(self) -> str:
+        return "<0 for one argument, else required>"
+
+
+FIRST_ONLY_IF_ONE = _OneArgument()
 
 
 # --------------------------------------------------------------------------- checks
 
 
 def _check_in_axes(in_axes) -> InAxes:
+    if in_axes is FIRST_ONLY_IF_ONE:
+        return in_axes
+
     def ok(a):
         return a is None or (isinstance(a, (int, np.integer)) and not isinstance(a, bool) and a == 0)
 
@@ -115,7 +133,21 @@ class _Plan:
             )
 
 
-def _expand_in_axes(in_axes: InAxes, nargs: int) -> tuple[int | None, ...]:
+def _expand_in_axes(in_axes: InAxes, nargs: int, who: str = "jig.sharded") -> tuple[int | None, ...]:
+    if in_axes is FIRST_ONLY_IF_ONE:
+        if nargs <= 1:
+            return (0,) * nargs
+        example = "(0, " + ", ".join(["None"] * (nargs - 1)) + ")"
+        raise _checks.fail(
+            who,
+            "in_axes",
+            "given when fn is called with more than one positional argument (one entry per "
+            "argument: 0 batched along the leading axis, None shared by every example)",
+            f"{nargs} positional arguments and no in_axes",
+            f"e.g. in_axes={example} batches the first argument and shares the others (such as "
+            f"model parameters), in_axes=0 batches them all",
+            raw=True,
+        )
     if not isinstance(in_axes, tuple):
         return (in_axes,) * nargs
     if len(in_axes) != nargs:
@@ -213,7 +245,7 @@ def sharded(
     *,
     mesh: Mesh | None = None,
     axis: str | Sequence[str] | None = None,
-    in_axes: InAxes = 0,
+    in_axes: InAxes | _OneArgument = FIRST_ONLY_IF_ONE,
 ) -> Callable[..., Any]:
     """Split a batch of explanations across the devices of a mesh.
 
@@ -261,6 +293,11 @@ def sharded(
       in_axes: as in :func:`jax.vmap` but per positional argument only: ``0``
         (batched along the leading axis) or ``None`` (shared, e.g. model
         parameters, replicated on every device). A single value applies to all.
+        Not given: ``fn`` called with ONE positional argument batches it; called
+        with more, ``ValueError`` asks for ``in_axes``. Nothing is batched by
+        guessing: parameters whose leading size happens to equal the batch's
+        would otherwise be sliced per example without any error, so
+        ``jig.sharded(jig.ig(f, ...))(xs, params)`` needs ``in_axes=(0, None)``.
         Shared NumPy arrays are copied to the devices at every call; place them
         once with ``jax.device_put(params, NamedSharding(mesh, P()))`` to avoid it.
 
@@ -270,7 +307,8 @@ def sharded(
 
     Raises:
       ValueError: ``axis`` names no axis of ``mesh``; the batched arguments have
-        different leading sizes; ``in_axes`` does not match the arguments.
+        different leading sizes; ``in_axes`` does not match the arguments, or is
+        not given for a call with several positional arguments.
 
     Example:
       >>> import jax, jax.numpy as jnp, numpy as np, jig
@@ -284,6 +322,8 @@ def sharded(
       >>> A = explain(xs, cs, w)
       >>> A.shape, A[0].round(4).tolist(), A[1].round(4).tolist()
       ((13, 3), [1.0, 2.0, 0.0], [-1.0, 0.0, 3.0])
+      >>> jig.sharded(jig.ig(lambda x: jnp.sum(x ** 2), 0.0, 8))(xs).shape  # one argument: batched
+      (13, 3)
     """
     if not callable(fn):
         raise TypeError(f"fn must be a callable explaining one example, got {type(fn).__name__}")
@@ -302,15 +342,14 @@ def sharded(
             state["plan"] = _Plan(m, _check_axes(m, axis))
         return state["plan"]
 
-    def compiled(nargs: int):
-        axes_t = in_axes if isinstance(in_axes, tuple) else (in_axes,) * nargs
-        return _jitted(fn, axes_t, plan().out)
+    def compiled(in_axes_t: tuple[int | None, ...]):
+        return _jitted(fn, in_axes_t, plan().out)
 
     def batched(*args):
         p = plan()
         in_axes_t = _expand_in_axes(in_axes, len(args))
         n = _batch_size(args, in_axes_t, "jig.sharded")
-        return _run(p, compiled(len(args)), args, in_axes_t, n)
+        return _run(p, compiled(in_axes_t), args, in_axes_t, n)
 
     batched.__doc__ = f"{getattr(fn, '__name__', 'fn')} over a batch split across a mesh (jig.sharded)."
     batched._plan = plan  # type: ignore[attr-defined]  # for explain_dataset
@@ -407,15 +446,23 @@ def _run(p: _Plan, jitted, args, in_axes_t, n: int, padded_to: int | None = None
 # --------------------------------------------------------------------------- datasets
 
 
+
+#: ``explain_dataset(out=path)`` records its progress in ``path + PROGRESS_SUFFIX``.
+PROGRESS_SUFFIX = ".progress.json"
+_PROGRESS_FORMAT = "jig.explain_dataset progress 1"
+
+
 def explain_dataset(
     fn: Callable[..., Any],
     *args: Any,
     batch_size: int = 256,
-    in_axes: InAxes = 0,
+    in_axes: InAxes | _OneArgument = FIRST_ONLY_IF_ONE,
     mesh: Mesh | None = None,
     axis: str | Sequence[str] | None = None,
     progress: bool = True,
     out: Any = None,
+    overwrite: bool = False,
+    resume: bool = False,
 ) -> Any:
     """Explain every row of a dataset, streaming fixed-size batches through :func:`sharded`.
 
@@ -427,7 +474,25 @@ def explain_dataset(
 
     Several processes: each passes its local rows (row counts may differ) and gets
     its own rows' attributions; all processes must call it together (it runs the
-    same number of steps everywhere). ``batch_size`` is then per process.
+    same number of steps everywhere). ``batch_size`` is then per process, and each
+    process passes its own ``out`` path (e.g. ``f"part-{jax.process_index()}.npy"``).
+
+    Writing to a file (``out=path``): before anything is computed, the folder must
+    exist and accept a new file, ``out``'s row shape and dtype are worked out with
+    :func:`jax.eval_shape`, and an existing ``out`` is refused unless
+    ``overwrite=True`` or ``resume=True``. After each batch its rows are flushed
+    to the ``.npy`` memory map and then the progress record ``out +
+    ".progress.json"`` (the shape, dtype, batch size, number of batches and how
+    many are done) is replaced atomically (a temporary file and
+    :func:`os.replace`), so a run killed at any point leaves a record of the
+    batches whose rows are on disk. ``resume=True`` checks the record against this
+    call (same rows, row shape, dtype, batch size and processes) and computes only
+    the batches not yet done; on a finished run it computes nothing and returns
+    the file. The record stays beside the file when the run ends. With several
+    processes each keeps its own record; a resumed run starts at the first batch
+    that some process has not finished (one all-gather agrees on it), and a
+    process that had gone further computes those batches with the others (the
+    programs are collective) without writing them again.
 
     Args:
       fn: an explanation function of one example (see :func:`sharded`).
@@ -436,7 +501,8 @@ def explain_dataset(
         marked ``0`` in ``in_axes``, anything else for ``None`` entries.
       batch_size: rows per step, rounded up to a multiple of this process's number
         of shards.
-      in_axes, mesh, axis: as in :func:`sharded`.
+      in_axes, mesh, axis: as in :func:`sharded` (``in_axes`` is required when
+        ``fn`` takes more than one positional argument).
       progress: show a tqdm progress bar (on process 0). Needs ``tqdm``
         (``pip install tqdm``, in the ``demo``/``test`` extras).
       out: where to put the attributions. ``None``: new NumPy arrays (a pytree
@@ -445,29 +511,83 @@ def explain_dataset(
         batch by batch through a memory map, returned as a read-write
         ``np.memmap``. A NumPy array (or a pytree of them) of the right shapes:
         filled in place and returned.
+      overwrite: replace an existing file at ``out`` (and its progress record).
+      resume: continue the interrupted run whose file is at ``out`` from its last
+        completed batch (``out`` must be a path; not with ``overwrite``).
 
     Returns:
       The attributions for every row, as NumPy arrays (or the memmap / ``out``).
 
+    Raises:
+      FileExistsError: ``out`` exists and neither ``overwrite`` nor ``resume`` is set.
+      ValueError: ``out``'s folder is missing or not writable; ``resume=True``
+        without a progress record, or with one for a different shape, dtype,
+        batch size or process layout; ``out=path`` for a pytree output.
+
     Example:
-      >>> import numpy as np, jax.numpy as jnp, jig
+      >>> import os, tempfile, numpy as np, jax.numpy as jnp, jig
       >>> explain = jig.ig(lambda x: jnp.sum(x ** 2), 0.0, 8)
       >>> xs = np.arange(30, dtype=np.float32).reshape(10, 3)
       >>> A = jig.explain_dataset(explain, xs, batch_size=4, progress=False)
       >>> A.shape, bool(np.allclose(A, xs ** 2, rtol=1e-5))
       ((10, 3), True)
+      >>> path = os.path.join(tempfile.mkdtemp(), "A.npy")
+      >>> _ = jig.explain_dataset(explain, xs, batch_size=4, progress=False, out=path)
+      >>> jig.explain_dataset(explain, xs, batch_size=4, progress=False, out=path)
+      Traceback (most recent call last):
+      ...
+      FileExistsError: jig.explain_dataset: out must be a path that does not exist yet, ...
+      >>> B = jig.explain_dataset(explain, xs, batch_size=4, progress=False, out=path, resume=True)
+      >>> bool(np.array_equal(B, A))   # the run was complete: nothing computed again
+      True
     """
+    who = "jig.explain_dataset"
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int (rows per step), got {batch_size!r}")
+    overwrite = _checks.boolean(who, "overwrite", overwrite)
+    resume = _checks.boolean(who, "resume", resume)
+    to_file = isinstance(out, (str, os.PathLike))
+    if resume and not to_file:
+        raise _checks.fail(who, "out", "a path (str or os.PathLike) when resume=True", out,
+                           "resume continues the .npy file of an earlier call with the same out")
+    if resume and overwrite:
+        raise _checks.fail(who, "overwrite", "False when resume=True", "True",
+                           "resume=True continues the file at out, overwrite=True starts it again; pass one",
+                           raw=True)
     explain = sharded(fn, mesh=mesh, axis=axis, in_axes=in_axes)
     p: _Plan = explain._plan()  # type: ignore[attr-defined]
-    in_axes_t = _expand_in_axes(_check_in_axes(in_axes), len(args))
-    n = _batch_size(args, in_axes_t, "jig.explain_dataset")
+    in_axes_t = _expand_in_axes(_check_in_axes(in_axes), len(args), who)
+    n = _batch_size(args, in_axes_t, who)
     k = p.local_shards if p.multiprocess else p.shards
     bs = -(-int(batch_size) // k) * k
     steps = -(-n // bs)
     if p.multiprocess:
         steps = int(max(-(-int(s) // bs) for s in _allgather_sizes(n)))
+
+    # the output file: checked, created or reopened before anything is computed
+    dest, done, saver, error = out, 0, None, None
+    if to_file:
+        try:
+            dest, done, saver = _open_out(who, out, fn, args, in_axes_t, n, bs, steps, overwrite, resume)
+        except (ValueError, OSError) as e:
+            if not p.multiprocess:
+                raise
+            error = e
+    start = done
+    if p.multiprocess:  # every process must be able to start, and they start at the same batch
+        from jax.experimental import multihost_utils
+
+        info = np.asarray(multihost_utils.process_allgather(np.asarray([error is None, done], np.int64)))
+        info = info.reshape(-1, 2)
+        if error is not None:
+            raise error
+        failed = [i for i, ok in enumerate(info[:, 0]) if not ok]
+        if failed:
+            raise RuntimeError(
+                f"{who}: process(es) {failed} could not open their out file (their error says why); "
+                "nothing was computed"
+            )
+        start = int(info[:, 1].min())
 
     bar = None
     if progress:
@@ -477,9 +597,9 @@ def explain_dataset(
             raise ImportError(
                 "jig.explain_dataset(progress=True) needs tqdm: pip install tqdm, or pass progress=False"
             ) from e
-        bar = tqdm(total=n, unit="ex", desc="jig", disable=jax.process_index() != 0)
+        bar = tqdm(total=n, initial=min(start * bs, n), unit="ex", desc="jig", disable=jax.process_index() != 0)
 
-    jitted = explain._compiled(len(args))  # type: ignore[attr-defined]
+    jitted = explain._compiled(in_axes_t)  # type: ignore[attr-defined]
     # shared arguments (parameters) go to the devices once, not once per batch
     args = tuple(
         jax.tree.map(_to_auto, a) if ax == 0 else jax.tree.map(lambda l: _shared(p, l), a)
@@ -507,39 +627,33 @@ def explain_dataset(
         res = _run(p, jitted, rows, in_axes_t, bs, padded_to=bs if p.multiprocess else None)
         return i, m, res
 
-    dest = None if out is None else out
-    pending = run(0) if steps else None
-    for i in range(steps):
+    pending = run(start) if start < steps else None
+    for i in range(start, steps):
         nxt = run(i + 1) if i + 1 < steps else None  # dispatched before we block on `pending`
         j, m, res = pending
         host = jax.tree.map(lambda r: np.asarray(r)[:m], res)
-        if dest is None or isinstance(dest, (str, os.PathLike)):
-            dest = _allocate(dest, host, n)
-        _write(dest, host, j * bs, n)
+        if dest is None:
+            dest = _allocate(host, n)
+        if j >= done:  # a process that had gone further (several processes) keeps its rows
+            _write(dest, host, j * bs, n)
+            if saver is not None:
+                saver(j + 1)  # after the rows are flushed
         if bar is not None:
             bar.update(m)
         pending = nxt
     if bar is not None:
         bar.close()
-    if dest is None or isinstance(dest, (str, os.PathLike)):  # empty dataset
+    if dest is None:  # empty dataset
         one_row = [jax.tree.map(lambda l: _pad_rows(l, 1), a) if ax == 0 else a for a, ax in zip(args, in_axes_t)]
         shapes = jax.eval_shape(jax.vmap(fn, in_axes=in_axes_t), *one_row)
-        dest = _allocate(dest, jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], s.dtype), shapes), n)
+        dest = _allocate(jax.tree.map(lambda s: np.zeros((0,) + s.shape[1:], s.dtype), shapes), n)
     if isinstance(dest, np.memmap):
         dest.flush()
     return dest
 
 
-def _allocate(dest, first, n: int):
-    leaves = jax.tree.leaves(first)
-    if dest is None:
-        return jax.tree.map(lambda r: np.empty((n,) + r.shape[1:], r.dtype), first)
-    if len(leaves) != 1 or not isinstance(first, np.ndarray):
-        raise ValueError(
-            "jig.explain_dataset: out=<path> writes one .npy file, so fn must return a single "
-            f"array; it returned a pytree with {len(leaves)} leaves. Pass out=None or a pytree of arrays."
-        )
-    return np.lib.format.open_memmap(os.fspath(dest), mode="w+", dtype=first.dtype, shape=(n,) + first.shape[1:])
+def _allocate(first, n: int):
+    return jax.tree.map(lambda r: np.empty((n,) + r.shape[1:], r.dtype), first)
 
 
 def _write(dest, host, lo: int, n: int):
@@ -554,3 +668,116 @@ def _write(dest, host, lo: int, n: int):
                 f"(shape {(n,) + h.shape[1:]}), got an array of shape {getattr(d, 'shape', None)}"
             )
         d[lo : lo + h.shape[0]] = h
+
+
+# --------------------------------------------------------------------------- out=<path>
+
+
+def _save_record(path: str, record: dict) -> None:
+    """Write ``record`` as JSON to ``path`` atomically (a temporary file, fsync, os.replace)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(record, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _out_row(fn, args, in_axes_t):
+    """The shape and dtype of one row of ``vmap(fn)``'s output, by tracing only."""
+    one_row = [
+        a if ax is None else jax.tree.map(lambda l: jax.ShapeDtypeStruct((1,) + tuple(np.shape(l)[1:]), l.dtype), a)
+        for a, ax in zip(args, in_axes_t)
+    ]
+    return jax.eval_shape(jax.vmap(fn, in_axes=in_axes_t), *one_row)
+
+
+def _open_out(who, out, fn, args, in_axes_t, n, bs, steps, overwrite, resume):
+    """Check, create or reopen the ``.npy`` at ``out``; return (memmap, batches done, saver)."""
+    given = os.fspath(out)
+    path = os.path.abspath(given)
+    record_path = path + PROGRESS_SUFFIX
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise _checks.fail(who, "out", "a path in an existing folder", repr(given),
+                           f"the folder {folder} does not exist; create it first (os.makedirs)", raw=True)
+    if os.path.isdir(path):
+        raise _checks.fail(who, "out", "a file path", f"{given!r}, a folder", "name a .npy file in it", raw=True)
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".jig-write-check-"):
+            pass
+    except OSError as e:
+        raise _checks.fail(who, "out", "a path in a folder this process can create files in", repr(given),
+                           f"creating a file in {folder} failed ({e})", raw=True) from e
+    shapes = _out_row(fn, args, in_axes_t)
+    if not isinstance(shapes, jax.ShapeDtypeStruct):
+        raise ValueError(
+            f"{who}: out=<path> writes one .npy file, so fn must return a single array; it returned a "
+            f"pytree with {len(jax.tree.leaves(shapes))} leaves. Pass out=None or a pytree of arrays."
+        )
+    shape, dtype = (n,) + tuple(shapes.shape[1:]), np.dtype(shapes.dtype)
+    record = {
+        "format": _PROGRESS_FORMAT,
+        "shape": list(shape),
+        "dtype": dtype.str,
+        "batch_size": bs,
+        "batches": steps,
+        "process_index": jax.process_index(),
+        "process_count": jax.process_count(),
+    }
+
+    if resume:
+        if not os.path.exists(record_path):
+            raise _checks.fail(
+                who, "resume", f"True only for an interrupted run: its progress record {record_path}",
+                "no such file", "run without resume=True to start (overwrite=True replaces an existing out)",
+                raw=True,
+            )
+        try:
+            with open(record_path) as f:
+                saved = json.load(f)
+            done = saved["batches_done"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise _checks.fail(who, "resume", "True only with a readable progress record",
+                               f"{record_path}, which could not be read ({e!r:.60})",
+                               "pass overwrite=True to start again", raw=True) from e
+        differ = [f"{key} {saved.get(key)!r} (this call: {value!r})" for key, value in record.items()
+                  if saved.get(key) != value]
+        if differ:
+            raise _checks.fail(
+                who, "resume", "True only for the same call as the interrupted one",
+                f"a progress record {record_path} with " + ", ".join(differ),
+                "resume with the same rows, fn, batch_size and processes, or pass overwrite=True to start again",
+                raw=True,
+            )
+        if not isinstance(done, int) or not 0 <= done <= steps:
+            raise _checks.fail(who, "resume", "True only with a valid progress record",
+                               f"batches_done={done!r} in {record_path}", "pass overwrite=True to start again",
+                               raw=True)
+        try:
+            dest = np.lib.format.open_memmap(path, mode="r+")
+        except (OSError, ValueError) as e:
+            raise _checks.fail(who, "resume", f"True only when the file {path} can be reopened",
+                               f"an error ({e!r:.80})", "pass overwrite=True to start again", raw=True) from e
+        if tuple(dest.shape) != shape or dest.dtype != dtype:
+            raise _checks.fail(who, "resume", f"True only when {path} holds {shape} {dtype}",
+                               f"a file of shape {tuple(dest.shape)} and dtype {dest.dtype}",
+                               "pass overwrite=True to start again", raw=True)
+    else:
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(str(_checks.fail(
+                who, "out", "a path that does not exist yet", f"{given!r}, which exists",
+                "pass overwrite=True to replace it, or resume=True to continue an interrupted run", raw=True,
+            )))
+        if os.path.exists(record_path):
+            os.remove(record_path)
+        dest = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        done = 0
+
+    def saver(batches_done: int) -> None:
+        dest.flush()  # the rows first, then the record that says they are there
+        _save_record(record_path, {**record, "batches_done": batches_done, "rows_done": min(batches_done * bs, n)})
+
+    if not resume:
+        saver(0)
+    return dest, done, saver

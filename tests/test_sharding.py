@@ -378,7 +378,7 @@ def test_mismatched_leading_axes():
         BY_CLASS(xs, cs[:7], PARAMS)
     with pytest.raises(ValueError, match=r"argument 0 has 8 rows and argument 2\['w1'\] has 6 \(mark arguments shared"):
         # params batched by mistake: w1 has 6 rows, not 8
-        jig.sharded(explain_class)(xs, cs, PARAMS)
+        jig.sharded(explain_class, in_axes=0)(xs, cs, PARAMS)
     with pytest.raises(ValueError, match="is a scalar with no leading axis"):
         jig.sharded(explain_class, in_axes=(0, 0, None))(xs, np.int32(1), PARAMS)
 
