@@ -7,25 +7,29 @@
 
 from jig import adaptive, baselines, flax, hoist, paths, rules
 from jig import metrics
-from jig._core import ig
+from jig._ig import ig
 from jig.adaptive import AdaptiveInfo
 from jig.sharding import explain_dataset, sharded
 
 __version__ = "0.1.0"
 
 
+_LAZY = ("viz", "equinox", "keras")  # optional extras: jig[viz], jig[equinox], jig[keras]
+
+
 def __getattr__(name):
-    # jig.viz needs matplotlib (the optional extra jig[viz]): import it on first use only.
-    if name == "viz":
+    # jig.viz needs matplotlib, jig.equinox equinox, jig.keras keras: import them on first use only.
+    if name in _LAZY:
         import importlib
 
-        return importlib.import_module("jig.viz")
+        return importlib.import_module(f"jig.{name}")
     raise AttributeError(f"module 'jig' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | {"viz"})
+    return sorted(set(globals()) | set(_LAZY))
 
 
-# jig.viz is public too, but left out of __all__ so that `from jig import *` works without matplotlib.
+# jig.viz, jig.equinox and jig.keras are public too, but left out of __all__ so that
+# `from jig import *` works without their optional dependencies.
 __all__ = ["ig", "baselines", "flax", "hoist", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo", "metrics"]
