@@ -1,0 +1,257 @@
+"""Generate the API reference pages from the ``__all__`` lists, at build time.
+
+Every public module of jig (a submodule whose name does not start with ``_`` and
+which defines ``__all__``) gets one page, ``api/<module>.rst``, with one autodoc
+entry per name in its ``__all__``; ``jig`` itself gets ``api/jig.rst``. A module
+added to the package, or a name added to an ``__all__``, appears in the reference
+without editing the docs. A module whose optional dependency is missing (say
+``jig.keras`` without keras) is listed on the index page as not importable here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import pkgutil
+import re
+import types
+
+from sphinx.pycode import ModuleAnalyzer
+
+import jig
+
+# Always documented in this order when importable; any other public submodule follows.
+FIRST = ["jig.paths", "jig.rules", "jig.baselines", "jig.adaptive", "jig.hoist", "jig.sharding",
+         "jig.flax", "jig.equinox", "jig.keras", "jig.layers", "jig.discretized", "jig.metrics", "jig.viz"]
+
+
+def public_modules() -> tuple[list[types.ModuleType], dict[str, str]]:
+    """(importable public submodules, {module name: why not importable})."""
+    names = list(FIRST)
+    for info in pkgutil.iter_modules(jig.__path__):
+        if not info.name.startswith("_") and f"jig.{info.name}" not in names:
+            names.append(f"jig.{info.name}")
+    modules, missing = [], {}
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # not (yet) part of the package: nothing to document
+                continue
+            missing[name] = f"needs {e.name}"
+            continue
+        if hasattr(module, "__all__"):
+            modules.append(module)
+    return modules, missing
+
+
+def _attr_docs(module: types.ModuleType) -> dict[str, list[str]]:
+    """The ``#:`` comments (or docstrings) of a module's attributes, by name."""
+    try:
+        docs = ModuleAnalyzer.for_module(module.__name__).find_attr_docs()
+    except Exception:  # no source (a compiled or generated module)
+        return {}
+    return {name: list(lines) for (_, name), lines in docs.items()}
+
+
+def _own_doc(obj) -> str:
+    """The object's docstring, or "" where it only has its type's (an instance)."""
+    doc = getattr(obj, "__doc__", None)
+    if not doc or (not inspect.isclass(obj) and not inspect.isroutine(obj) and doc == getattr(type(obj), "__doc__", None)):
+        return ""
+    return inspect.cleandoc(doc)
+
+
+def _is_function(obj) -> bool:
+    return inspect.isroutine(obj) or (callable(obj) and bool(_own_doc(obj)) and not inspect.isclass(obj))
+
+
+def _summary(obj, attr_doc: list[str] | None) -> str:
+    """The first paragraph of the object's documentation, on one line."""
+    text = "\n".join(attr_doc) if attr_doc else _own_doc(obj)
+    return " ".join(text.strip().split("\n\n")[0].split())
+
+
+def _entry(module: types.ModuleType, name: str, attr_doc: list[str] | None) -> str:
+    full = f"{module.__name__}.{name}"
+    obj = getattr(module, name)
+    if inspect.isclass(obj):
+        fields = getattr(obj, "_fields", ())  # a NamedTuple: its fields come from its Attributes: section
+        skip = f"\n   :exclude-members: {', '.join(fields)}" if fields else ""
+        return f".. autoclass:: {full}\n   :members:{skip}\n"
+    if _is_function(obj):
+        return f".. autofunction:: {full}\n"
+    # data: a constant, a table, an instance (say what it is; its type's docstring is not its own)
+    kind = type(obj)
+    ref = f"``{kind.__qualname__}``" if kind.__module__ == "builtins" else f":class:`~{kind.__module__}.{kind.__qualname__}`"
+    value = repr(obj)
+    lines = [f".. py:data:: {name}", ""]  # under ``currentmodule``: the short name
+    if len(value) <= 70 and "<" not in value and "`" not in value:
+        lines.append(f"   ``{value}`` ({ref})")
+    else:
+        lines.append(f"   An instance of {ref}.")
+    lines.append("")
+    lines += [f"   {line}" for line in (attr_doc or [])]
+    return "\n".join(lines) + "\n"
+
+
+def _table(module: types.ModuleType, names: list[str], attr_docs: dict) -> list[str]:
+    lines = [".. list-table::", "   :widths: 30 70", ""]
+    for n in names:
+        lines += [f"   * - :py:obj:`~{module.__name__}.{n}`", f"     - {_summary(getattr(module, n), attr_docs.get(n))}"]
+    return lines + [""]
+
+
+def module_page(module: types.ModuleType) -> str:
+    name = module.__name__
+    public = list(module.__all__)
+    lines = [name, "=" * len(name), "", f".. automodule:: {name}", "   :no-members:", "",
+             f".. currentmodule:: {name}", ""]
+    rows = [n for n in public if not isinstance(getattr(module, n), types.ModuleType)]
+    subs = [n for n in public if isinstance(getattr(module, n), types.ModuleType)]
+    attr_docs = _attr_docs(module)
+    if rows:
+        lines += [".. rubric:: Names", ""] + _table(module, rows, attr_docs)
+    if subs:
+        lines += [".. rubric:: Submodules", ""]
+        lines += [f"- :mod:`{getattr(module, n).__name__}`" for n in subs] + [""]
+    for n in rows:
+        lines += [_entry(module, n, attr_docs.get(n))]
+    return "\n".join(lines)
+
+
+def index_page(modules: list[types.ModuleType], missing: dict[str, str]) -> str:
+    lines = ["API reference", "=============", "",
+             "Generated at build time from ``jig.__all__`` and each public module's ``__all__``:",
+             "every public name of jig is on one of these pages.", "",
+             ".. toctree::", "   :maxdepth: 1", "", "   jig"]
+    lines += [f"   {m.__name__}" for m in modules] + [""]
+    if missing:
+        lines += ["Not importable where these pages were built (their optional dependency is missing; "
+                  "``pip install -e '.[docs]'`` installs them):", ""]
+        lines += [f"- ``{n}``: {why}" for n, why in missing.items()] + [""]
+    return "\n".join(lines)
+
+
+def _write(path: str, text: str) -> None:
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return  # unchanged: keep the mtime so Sphinx does not re-read it
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def generate(app) -> None:
+    out = os.path.join(app.srcdir, "api")
+    os.makedirs(out, exist_ok=True)
+    modules, missing = public_modules()
+    pages = {"index": index_page(modules, missing), "jig": module_page(jig)}
+    pages.update({m.__name__: module_page(m) for m in modules})
+    for stale in set(os.listdir(out)) - {f"{p}.rst" for p in pages}:
+        os.remove(os.path.join(out, stale))
+    for page, text in pages.items():
+        _write(os.path.join(out, f"{page}.rst"), text)
+
+
+def gallery_more(app) -> None:
+    """``_gallery_more.md``: the pictures in ``gallery/`` that ``gallery.md`` does not show yet."""
+    src = app.srcdir
+    with open(os.path.join(src, "gallery.md"), encoding="utf-8") as f:
+        shown = f.read()
+    folder = os.path.join(src, "gallery")
+    extra = sorted(n for n in os.listdir(folder) if n.endswith((".png", ".svg", ".jpg")) and f"gallery/{n}" not in shown)
+    text = "".join(f"![{n}](gallery/{n})\n\n" for n in extra)
+    _write(os.path.join(src, "_gallery_more.md"), ("## More pictures\n\n" + text) if extra else "")
+
+
+_BORDER = re.compile(r"^(\s*)=+(\s+=+)+\s*$")
+
+
+def widen_simple_tables(app, what, name, obj, options, lines: list[str]) -> None:
+    """Re-draw a docstring's simple tables with columns as wide as their cells.
+
+    Docstrings are read as plain text too, where a cell that overruns its ``====``
+    border by a character looks fine; docutils rejects it. Cells are separated by
+    two or more spaces.
+    """
+    i = 0
+    while i < len(lines):
+        m = _BORDER.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        j = i + 1
+        while j < len(lines) and lines[j].strip():
+            j += 1
+        block = lines[i:j]
+        indent = m.group(1)
+        starts = [k.start() for k in re.finditer(r"=+", block[0])]
+        bounds = list(zip(starts, starts[1:] + [None]))
+        rows = [None if _BORDER.match(line) else [line[a:b].strip() for a, b in bounds] for line in block]
+        widths = [max([len(r[c]) for r in rows if r] + [1]) for c in range(len(starts))]
+        border = indent + "  ".join("=" * w for w in widths)
+        lines[i:j] = [border if r is None else (indent + "  ".join(c.ljust(w) for c, w in zip(r, widths))).rstrip()
+                      for r in rows]
+        i = j
+
+
+_STARS = re.compile(r"(?<=[\s(,\[])(\*{1,2})(?=[A-Za-z_]\w*[,)\s\]]|[A-Za-z_]\w*$)")
+_BARS = re.compile(r"(?<![\\\w`|])\|(?=\S)([^|`]*?\S)\|(?![\w|])")
+
+
+def _plain(text: str) -> str:
+    text = _BARS.sub(r"\\|\1\\|", text)
+    return _STARS.sub(lambda m: "\\*" * len(m.group(1)), text)
+
+
+def escape_plain_text(app, what, name, obj, options, lines: list[str]) -> None:
+    """Keep plain-text notation in docstrings from being read as reST markup.
+
+    ``|x|`` (an absolute value) is not a substitution, and ``*args``/``**kwargs`` do not
+    start emphasis. Doctest blocks, literal blocks (after ``::``) and inline literals
+    are left alone.
+
+    """
+    literal_indent = None
+    in_doctest = False
+    for i, line in enumerate(lines):
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if not stripped:
+            in_doctest = False
+            continue
+        if literal_indent is not None:
+            if indent > literal_indent:
+                continue
+            literal_indent = None
+        if stripped.startswith(">>>") or in_doctest:
+            in_doctest = True
+            continue
+        parts = re.split(r"(``.*?``)", line)
+        lines[i] = "".join(p if p.startswith("``") else _plain(p) for p in parts)
+        if stripped.endswith("::"):
+            literal_indent = indent
+
+
+# Pages that other parts of the project add; the navigation lists each one once it exists.
+OPTIONAL_PAGES = ["metrics", "equinox_keras", "text", "ARCHITECTURE"]
+
+
+def drop_missing_pages(app, docname: str, source: list[str]) -> None:
+    """Remove the toctree entries of ``index`` whose optional page is not there (yet)."""
+    if docname != "index":
+        return
+    for page in OPTIONAL_PAGES:
+        if not os.path.exists(os.path.join(app.srcdir, page + ".md")):
+            source[0] = re.sub(rf"^{page}\n", "", source[0], flags=re.M)
+
+
+def setup(app):
+    app.connect("source-read", drop_missing_pages)
+    app.connect("autodoc-process-docstring", widen_simple_tables)
+    app.connect("autodoc-process-docstring", escape_plain_text)
+    app.connect("builder-inited", generate)
+    app.connect("builder-inited", gallery_more)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
