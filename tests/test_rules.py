@@ -147,3 +147,90 @@ def test_gauss_legendre_for_many_nodes_matches_numpy(m):
     np.testing.assert_allclose(w.sum(), 1.0, atol=1e-13)
     for k in (1, 7, 30):
         assert math.isclose(np.sum(w * a**k), 1 / (k + 1), rel_tol=1e-11)
+
+
+# --------------------------------------------------------------------------- Gauss-Legendre, O(m)
+
+
+def _legendre_recurrence(m, t):
+    """P_m(t) and P_{m-1}(t) by the three-term recurrence (stable on [-1, 1], O(m) per point)."""
+    p0, p1 = np.ones_like(t), t.copy()
+    for j in range(2, m + 1):
+        p0, p1 = p1, ((2 * j - 1) * t * p1 - (j - 1) * p0) / j
+    return p1, p0
+
+
+def _newton_reference(m):
+    """The textbook method: Newton on the recurrence from Tricomi's guesses (O(m^2) time)."""
+    t = -np.cos(np.pi * (np.arange(1, m + 1) - 0.25) / (m + 0.5))
+    for _ in range(50):
+        p, q = _legendre_recurrence(m, t)
+        dp = m * (t * p - q) / (t * t - 1.0)
+        step = p / dp
+        t = t - step
+        if np.max(np.abs(step)) < 1e-15:
+            break
+    p, q = _legendre_recurrence(m, t)
+    dp = m * (t * p - q) / (t * t - 1.0)
+    return (t + 1) / 2, 1.0 / ((1.0 - t * t) * dp * dp)
+
+
+@pytest.mark.parametrize("m", [101, 102, 137, 256, 333, 500])
+def test_gauss_legendre_asymptotic_nodes_match_leggauss(m):
+    a, w = rules.gauss_legendre(m)
+    t, v = np.polynomial.legendre.leggauss(m)
+    np.testing.assert_allclose(a, (t + 1) / 2, rtol=0, atol=4e-16)
+    # leggauss's smallest weights carry ~1e-10 relative error, so compare absolutely,
+    # and relatively only away from the ends
+    np.testing.assert_allclose(w, v / 2, rtol=0, atol=2e-14)
+    inner = slice(m // 10, m - m // 10)
+    np.testing.assert_allclose(w[inner], v[inner] / 2, rtol=2e-12)
+
+
+@pytest.mark.parametrize("m", [1000, 3001])
+def test_gauss_legendre_agrees_with_newton_on_the_recurrence(m):
+    a, w = rules.gauss_legendre(m)
+    a_ref, w_ref = _newton_reference(m)
+    np.testing.assert_allclose(a, a_ref, rtol=0, atol=4e-16)
+    # the reference's weights are the less accurate ones (its recurrence and 1 - t² next
+    # to t = ±1 lose ~1e-11; against 40-digit arithmetic (mpmath, m = 101 and 1001) the
+    # new nodes were right to 2e-16 relative to their distance from 0 or 1, the weights
+    # to 4e-15 relative, end nodes included)
+    np.testing.assert_allclose(w, w_ref, rtol=5e-11)
+
+
+def test_gauss_legendre_is_exact_on_every_legendre_polynomial_up_to_2m_minus_1():
+    # Σ_k w_k P_j(2 a_k - 1) = ∫_0^1 P_j(2a - 1) da = 0 for 1 <= j <= 2m - 1, and not
+    # for j = 2m; P_j evaluated by its stable recurrence, all degrees in one pass.
+    m = 1500
+    a, w = rules.gauss_legendre(m)
+    t = 2 * a - 1
+    p0, p1 = np.ones_like(t), t.copy()
+    worst = abs(np.dot(w, p1))
+    for j in range(2, 2 * m):
+        p0, p1 = p1, ((2 * j - 1) * t * p1 - (j - 1) * p0) / j
+        worst = max(worst, abs(np.dot(w, p1)))
+    assert worst < 1e-14
+    p2m = ((4 * m - 1) * t * p1 - (2 * m - 1) * p0) / (2 * m)
+    assert abs(np.dot(w, p2m)) > 1e-4
+
+
+def test_gauss_legendre_a_million_nodes():
+    m = 10**6
+    a, w = rules.gauss_legendre(m)
+    assert a.shape == w.shape == (m,)
+    assert np.all(np.diff(a) > 0) and np.all(w > 0)
+    np.testing.assert_allclose(a + a[::-1], 1.0, rtol=0, atol=2.3e-16)
+    np.testing.assert_array_equal(w, w[::-1])
+    assert abs(w.sum() - 1.0) < 1e-13
+    # Szegő (6.21.5): the k-th node from 0 is sin²(θ_k/2) with
+    # (k - 1/2)π/(m + 1/2) < θ_k < kπ/(m + 1/2): the nodes interlace with these bounds
+    k = np.arange(1, m // 2 + 1)
+    lo = np.sin((k - 0.5) * np.pi / (m + 0.5) / 2) ** 2
+    hi = np.sin(k * np.pi / (m + 0.5) / 2) ** 2
+    assert np.all((lo < a[: m // 2]) & (a[: m // 2] < hi))
+    for k in (1, 3, 10, 99, 1000):
+        assert math.isclose(np.sum(w * a**k), 1 / (k + 1), rel_tol=2e-13), k
+    # the weights follow the asymptotic density π sqrt(a(1-a)) / m in the bulk
+    mid = slice(m // 4, 3 * m // 4, 1000)
+    np.testing.assert_allclose(w[mid], np.pi * np.sqrt(a[mid] * (1 - a[mid])) / m, rtol=1e-6)
