@@ -37,10 +37,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from jig import _checks
+
 __all__ = [
     "SIGNS",
     "CMAP",
     "UNDERLAYS",
+    "LAYOUTS",
     "normalize",
     "heatmap",
     "grid",
@@ -132,6 +135,41 @@ def normalize(attributions, sign: str = "all", clip_percentile: float = 99.0) ->
 
 
 # --------------------------------------------------------------------------- images
+
+
+#: The layouts of a 3-D image the picture functions take: channels last or first.
+LAYOUTS = ("HWC", "CHW")
+
+
+def _check_layout(caller: str, layout) -> str | None:
+    return None if layout is None else _checks.one_of(caller, "layout", layout, LAYOUTS)
+
+
+def _may_be_channels_first(shape) -> bool:
+    """A 3-D image shape whose first axis could be channels: 1, 3 or 4, before two larger axes."""
+    return len(shape) == 3 and shape[0] in (1, 3, 4) and shape[0] < shape[1] and shape[0] < shape[2]
+
+
+def _channels_last(arr: np.ndarray, layout, caller: str, name: str, batched: bool = False) -> np.ndarray:
+    """A 3-D image (a 4-D batch of them with ``batched``) in ``HWC`` order, read by ``layout``.
+
+    ``layout=None`` reads ``HWC``, except where the first axis may be channels (see
+    :func:`_may_be_channels_first`): then it raises and asks for the layout. Arrays of
+    other ranks pass through (2-D images are ``HW``; wrong ranks are reported later).
+    """
+    if arr.ndim != (4 if batched else 3):
+        return arr
+    one = arr.shape[1:] if batched else arr.shape
+    if layout is None:
+        if _may_be_channels_first(one):
+            raise _checks.fail(
+                caller, "layout", f"given for {name} of shape {arr.shape}", "None",
+                f"its axis of size {one[0]} before two larger ones may be channels or image rows; pass "
+                f"layout='CHW' (channels first) or layout='HWC' (a {one[0]}-pixel-high image with "
+                f"{one[2]} channels)", raw=True,
+            )
+        return arr
+    return np.moveaxis(arr, -3, -1) if layout == "CHW" else arr
 
 
 def _image_2d(attributions, name: str = "attributions") -> np.ndarray:
@@ -245,6 +283,7 @@ def heatmap(
     title: str | None = None,
     size: float = 3.0,
     ax=None,
+    layout: str | None = None,
 ) -> Figure:
     """One image's attributions as a heatmap, blended over the image if given.
 
@@ -255,9 +294,10 @@ def heatmap(
     with ``|A|``, so unimportant pixels keep the image visible.
 
     Args:
-      attributions: ``(H, W)`` or ``(H, W, C)``.
-      image: ``None`` or the input, ``(H, W)`` or ``(H, W, C)`` with C in 1, 3, 4;
-        shown in grey (channel mean), min-max scaled to [0, 1].
+      attributions: ``(H, W)`` or ``(H, W, C)`` (``(C, H, W)`` with ``layout="CHW"``).
+      image: ``None`` or the input, ``(H, W)`` or ``(H, W, C)`` with C in 1, 3, 4
+        (``(C, H, W)`` with ``layout="CHW"``); shown in grey (channel mean),
+        min-max scaled to [0, 1].
       sign: ``"all"`` (default), ``"positive"``, ``"negative"`` or ``"absolute"``.
       clip_percentile: magnitudes above this percentile of ``|A|`` saturate.
       alpha: the overlay's largest opacity, in ``[0, 1]``.
@@ -271,6 +311,11 @@ def heatmap(
       size: figure side in inches (ignored with ``ax``).
       ax: ``None`` (a new figure) or a matplotlib Axes to draw into, to compose
         several heatmaps in one figure of your own.
+      layout: how a 3-D ``attributions`` or ``image`` is laid out: ``"HWC"``
+        (channels last) or ``"CHW"`` (channels first); 2-D arrays are ``(H, W)``.
+        ``None`` (default) reads ``HWC``, but where the first axis may be channels
+        (size 1, 3 or 4, before two larger axes, e.g. ``(3, 28, 28)``) it raises
+        ``ValueError`` and asks for the layout instead of drawing a 3-row strip.
 
     Returns:
       A Figure with one axes showing an ``H x W`` image (with ``ax``: ``ax``'s figure).
@@ -280,12 +325,19 @@ def heatmap(
       >>> fig = jig.viz.heatmap(np.random.default_rng(0).normal(size=(8, 8, 3)), sign="positive")
       >>> fig.axes[0].images[0].get_array().shape[:2]
       (8, 8)
+      >>> chw = np.random.default_rng(0).normal(size=(3, 8, 8))  # channels first: say so
+      >>> jig.viz.heatmap(chw, layout="CHW").axes[0].images[0].get_array().shape[:2]
+      (8, 8)
     """
     _check_sign(sign)
     _check_percentile(clip_percentile)
     _check_underlay(underlay)
     alpha = _check_alpha(alpha)
-    a2d = _image_2d(attributions)
+    layout = _check_layout("jig.viz.heatmap", layout)
+    a2d = _image_2d(_channels_last(_as_float_array(attributions, "attributions"), layout, "jig.viz.heatmap",
+                                   "attributions"))
+    if image is not None:
+        image = _channels_last(_as_float_array(image, "image"), layout, "jig.viz.heatmap", "image")
     if ax is None:
         fig = Figure(figsize=(size, size), layout="constrained")
         ax = fig.add_subplot()
@@ -311,14 +363,17 @@ def grid(
     colorbar: bool = True,
     size: float = 1.8,
     title: str | None = None,
+    layout: str | None = None,
 ) -> Figure:
     """Several methods side by side: one row per input, one column per method (or transposed).
 
     Args:
       columns: ``{method name: attributions}`` with each value a batch of shape
-        ``(N, H, W)`` or ``(N, H, W, C)``; all with the same ``N, H, W``. Each
+        ``(N, H, W)`` or ``(N, H, W, C)`` (``(N, C, H, W)`` with ``layout="CHW"``);
+        all with the same ``N, H, W``. Each
         map is scaled on its own (:func:`normalize`), as methods differ in scale.
-      images: ``None`` or the ``N`` inputs, ``(N, H, W)`` or ``(N, H, W, C)``; when
+      images: ``None`` or the ``N`` inputs, ``(N, H, W)`` or ``(N, H, W, C)`` (or
+        ``(N, C, H, W)`` with ``layout="CHW"``); when
         given, a first column shows them and every heatmap is blended over its input.
       labels: ``None`` or ``N`` strings naming the inputs (beside each input's row,
         or under each input's column when ``methods_as_rows``).
@@ -328,6 +383,10 @@ def grid(
       colorbar: add one horizontal colour key (an extra axes) under the grid.
       size: the side of one cell in inches.
       title: an optional figure title.
+      layout: ``"HWC"`` or ``"CHW"``, how each image of a 4-D batch is laid out
+        (``(N, C, H, W)`` with ``"CHW"``); ``None`` reads ``(N, H, W, C)`` but raises
+        where the axis after ``N`` may be channels (size 1, 3 or 4, before two
+        larger axes), as in :func:`heatmap`.
 
     Returns:
       A Figure with ``N * (len(columns) + (images is not None)) + colorbar`` axes.
@@ -344,6 +403,7 @@ def grid(
     _check_percentile(clip_percentile)
     _check_underlay(underlay)
     alpha = _check_alpha(alpha)
+    layout = _check_layout("jig.viz.grid", layout)
     if not isinstance(columns, Mapping) or not columns:
         raise TypeError(
             "columns must be a non-empty mapping {method name: attributions of shape (N, H, W[, C])}, "
@@ -351,7 +411,8 @@ def grid(
         )
     batches = {}
     for name, a in columns.items():
-        arr = _as_float_array(a, f"columns[{name!r}]")
+        arr = _channels_last(_as_float_array(a, f"columns[{name!r}]"), layout, "jig.viz.grid",
+                             f"columns[{name!r}]", batched=True)
         if arr.ndim not in (3, 4):
             raise ValueError(
                 f"columns[{name!r}] must be a batch of attributions with shape (N, H, W) or "
@@ -364,7 +425,7 @@ def grid(
     n, h, w = next(iter(shapes.values()))
     ims = None
     if images is not None:
-        ims = _as_float_array(images, "images")
+        ims = _channels_last(_as_float_array(images, "images"), layout, "jig.viz.grid", "images", batched=True)
         if ims.ndim not in (3, 4) or ims.shape[:3] != (n, h, w):
             raise ValueError(
                 f"images must have shape (N, H, W) or (N, H, W, C) = ({n}, {h}, {w}[, C]) to match "
