@@ -52,7 +52,7 @@ napoleon_numpy_docstring = False
 napoleon_use_rtype = False
 napoleon_use_ivar = False  # a class's Attributes: section documents its fields (NamedTuples)
 
-myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
+myst_enable_extensions = ["colon_fence", "deflist"]  # no math: MathJax would need the network
 myst_heading_anchors = 3
 
 nb_execution_mode = "force"

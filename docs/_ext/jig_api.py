@@ -70,6 +70,8 @@ def _is_function(obj) -> bool:
 def _summary(obj, attr_doc: list[str] | None) -> str:
     """The first paragraph of the object's documentation, on one line."""
     text = "\n".join(attr_doc) if attr_doc else _own_doc(obj)
+    if not text and isinstance(obj, (str, int, float, tuple)) and len(repr(obj)) <= 60:
+        return f"``{obj!r}``"
     return " ".join(text.strip().split("\n\n")[0].split())
 
 
@@ -169,6 +171,18 @@ def gallery_more(app) -> None:
 _BORDER = re.compile(r"^(\s*)=+(\s+=+)+\s*$")
 
 
+def _cells(line: str, starts: list[int]) -> list[str]:
+    """A simple-table row cut at its columns' starts; a cell that runs past the next
+    column's start ends at the first space after it instead."""
+    cuts = [0]
+    for b in starts[1:]:
+        b = max(b, cuts[-1])
+        while 0 < b < len(line) and line[b - 1] != " ":
+            b += 1
+        cuts.append(b)
+    return [line[a:b].strip() for a, b in zip(cuts, cuts[1:] + [len(line)])]
+
+
 def widen_simple_tables(app, what, name, obj, options, lines: list[str]) -> None:
     """Re-draw a docstring's simple tables with columns as wide as their cells.
 
@@ -188,8 +202,7 @@ def widen_simple_tables(app, what, name, obj, options, lines: list[str]) -> None
         block = lines[i:j]
         indent = m.group(1)
         starts = [k.start() for k in re.finditer(r"=+", block[0])]
-        bounds = list(zip(starts, starts[1:] + [None]))
-        rows = [None if _BORDER.match(line) else [line[a:b].strip() for a, b in bounds] for line in block]
+        rows = [None if _BORDER.match(line) else _cells(line, starts) for line in block]
         widths = [max([len(r[c]) for r in rows if r] + [1]) for c in range(len(starts))]
         border = indent + "  ".join("=" * w for w in widths)
         lines[i:j] = [border if r is None else (indent + "  ".join(c.ljust(w) for c, w in zip(r, widths))).rstrip()
