@@ -56,7 +56,7 @@ CAPTUM_METHODS = {  # captum's name for the same nodes
 
 
 def jig_batch(bench: _models.Bench, steps: int, *, rule="gauss_legendre", chunk_size=None,
-              tol=None, max_steps=None, return_delta=False, mode="vmap", hoist=True):
+              tol=None, max_steps=None, return_delta=False, return_info=False, mode="vmap", hoist=True):
     """``() -> A`` (or ``(A, delta/info)``) for the whole batch.
 
     ``mode="vmap"``: one ``jax.jit(jax.vmap(explainer))`` call for the batch;
@@ -70,7 +70,8 @@ def jig_batch(bench: _models.Bench, steps: int, *, rule="gauss_legendre", chunk_
 
     def one(x, t, p):
         return jig.ig(lambda x, p: logits(x, p)[t], 0.0, steps, rule=rule, chunk_size=chunk_size,
-                      tol=tol, max_steps=max_steps, return_delta=return_delta, hoist=hoist)(x, p)
+                      tol=tol, max_steps=max_steps, return_delta=return_delta, return_info=return_info,
+                      hoist=hoist)(x, p)
 
     xs, ts = jnp.asarray(bench.xs), jnp.asarray(bench.targets)
     params = jax.tree.map(jnp.asarray, bench.params)
@@ -241,7 +242,7 @@ def time_to_target(bench, model, target, ibs, setting, steps_then, quick, reps) 
     # again with the others only when that single run is within 1.5x of the fastest.
     adaptive = {}
     for rule in ("romberg", "riemann_trapezoid"):
-        _, info = jig_batch(bench, 4, rule=rule, tol=target, max_steps=257, return_delta=True)()
+        _, info = jig_batch(bench, 4, rule=rule, tol=target, max_steps=257, return_info=True)()
         if rel_err(info.delta, gap) > target:
             continue
         pts = np.asarray(info.points)

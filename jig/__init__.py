@@ -5,7 +5,7 @@
     [1.0, 4.0]
 """
 
-from jig import adaptive, baselines, flax, hoist, paths, rules
+from jig import adaptive, baselines, engine, flax, guided, hoist, integrand, layers, paths, rules
 from jig import metrics
 from jig._ig import ig
 from jig.adaptive import AdaptiveInfo
@@ -32,4 +32,4 @@ def __dir__():
 
 # jig.viz, jig.equinox and jig.keras are public too, but left out of __all__ so that
 # `from jig import *` works without their optional dependencies.
-__all__ = ["ig", "baselines", "flax", "hoist", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo", "metrics"]
+__all__ = ["ig", "baselines", "engine", "flax", "guided", "hoist", "integrand", "layers", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo", "metrics"]

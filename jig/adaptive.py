@@ -32,15 +32,17 @@ example has converged, and the finished ones keep their results and counts
 (JAX's batched ``while_loop`` freezes their state), so every example's result is
 what it would be alone.
 
-With ``return_delta=True`` the explainer returns ``(attributions, info)``, where
+With ``return_delta=True`` the explainer returns ``(attributions, delta)`` as with a
+fixed rule; with ``return_info=True`` it returns ``(attributions, info)``, where
 ``info`` is an :class:`AdaptiveInfo`: the completeness ``delta`` of the returned
 attributions, the number of ``points`` used and whether the tolerance was met
-(``converged``).
+(``converged``). With ``targets=`` the refinement goes on until every output meets
+the tolerance (``delta`` then has one entry per output).
 
 Example:
   >>> import jax.numpy as jnp, jig
   >>> f = lambda x: jnp.sum(jnp.tanh(x) ** 2)
-  >>> explain = jig.ig(f, 0.0, 4, tol=1e-4, return_delta=True)
+  >>> explain = jig.ig(f, 0.0, 4, tol=1e-4, return_info=True)
   >>> A, info = explain(jnp.array([0.5, -1.0, 2.0]))
   >>> int(info.points), bool(info.converged)
   (17, True)
@@ -59,6 +61,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jig import paths as _paths
+from jig.integrand import Integrand
 
 __all__ = ["AdaptiveInfo", "Adaptive", "configure", "integrate", "RULES"]
 
@@ -170,7 +173,7 @@ def configure(tol, steps, max_steps, rule, chunk_size) -> Adaptive:
 
 def check_path(path: _paths.Path, mesh) -> None:
     """Raise unless ``path`` has one point per alpha (straight, blur, custom paths)."""
-    if path.integrate is not None or path.nodes is not _paths.default_nodes:
+    if path.guide is not None or path.nodes is not _paths.default_nodes:
         raise ValueError(
             f"tol= (adaptive steps) needs a path with one point per alpha (e.g. straight, "
             f"blur, custom); the {path.name!r} path defines its own nodes; use a fixed steps"
@@ -214,29 +217,33 @@ def _level_ends(plan: Adaptive) -> tuple[np.ndarray, np.ndarray]:
     return ends >= 0, ends
 
 
+def _total(attributions):
+    return sum(jnp.sum(t) for t in jax.tree.leaves(attributions))
+
+
 def integrate(
     plan: Adaptive,
-    grads_at: Callable[[jax.Array], Any],
-    finish: Callable[[Any], Any],
-    zero: Any,
+    integrand: Integrand,
     f_x: jax.Array,
     f_start: jax.Array,
+    outputs: Callable[[Any], jax.Array] = _total,
 ) -> tuple[Any, AdaptiveInfo]:
     """Attributions refined to ``plan.tol``, and their :class:`AdaptiveInfo`.
 
     Args:
       plan: from :func:`configure`.
-      grads_at: ``alphas (n,) -> integrand`` with a leading axis ``n``: the path's
-        integrand before its (constant) velocity, e.g. ``∇F(γ(α))``.
-      finish: ``weighted sum of the integrand -> attributions`` (applies the velocity;
-        with :mod:`jig.hoist`, also the prefix's transpose).
-      zero: zeros shaped like one integrand value (the running sums' start).
-      f_x, f_start: ``F(x)`` and ``F(γ(0))`` in the working dtype.
+      integrand: what is summed (:mod:`jig.integrand`); its nodes are alphas.
+      f_x, f_start: ``F(x)`` and ``F(γ(0))`` in the working dtype, shape ``T``
+        (``()`` for a scalar output, ``(K,)`` for ``K`` targets).
+      outputs: ``attributions -> Σ A`` per output, shape ``T`` (default: the sum of
+        every leaf). With several outputs the refinement goes on until every one
+        meets the tolerance.
 
     Returns:
-      ``(total, info)``: the attributions in the working dtype and the info.
+      ``(total, info)``: the attributions in the working dtype and the info
+      (``delta`` of shape ``T``).
     """
-    work = jnp.result_type(*jax.tree.leaves(zero))
+    work = jnp.result_type(*jax.tree.leaves(integrand.zero))
     alphas_np, weights_np = node_table(plan)
     ends_np, level_np = _level_ends(plan)
     alphas = jnp.asarray(alphas_np, work)
@@ -246,7 +253,8 @@ def integrate(
     n_blocks = alphas.shape[0]
     gap = f_x - f_start
     eps = jnp.finfo(work).eps
-    g_end = jax.tree.map(lambda a: a[0], grads_at(jnp.ones((1,), work)))  # α = 1
+    block = lambda a, w: integrand.block(a, w, lambda p: p)  # noqa: E731
+    g_end = block(jnp.ones((1,), work), jnp.ones((1,), work))  # the value at α = 1
 
     def estimate(sums, table, level):
         h = (1.0 / plan.steps) * jnp.exp2(-level.astype(work))
@@ -268,16 +276,14 @@ def integrate(
 
     def body(state):
         i, sums, table, total, delta, done = state
-        g = grads_at(alphas[i])
-        sums = jax.tree.map(lambda s, gl: s + jnp.tensordot(weights[i], gl, axes=1), sums, g)
+        sums = jax.tree.map(jnp.add, sums, block(alphas[i], weights[i]))
         end, level = ends[i], jnp.maximum(level_of[i], 0)
         est, new_table = estimate(sums, table, level)
-        est = finish(est)
-        est_sum = sum(jnp.sum(t) for t in jax.tree.leaves(est))
-        est_abs = sum(jnp.sum(jnp.abs(t)) for t in jax.tree.leaves(est))
-        est_delta = est_sum - gap
+        est = integrand.finish(est)
+        est_delta = outputs(est) - gap
+        est_abs = outputs(jax.tree.map(jnp.abs, est))
         floor = 8 * eps * (jnp.abs(f_x) + jnp.abs(f_start) + est_abs)
-        ok = jnp.abs(est_delta) <= plan.tol * jnp.abs(gap) + floor
+        ok = jnp.all(jnp.abs(est_delta) <= plan.tol * jnp.abs(gap) + floor)
         pick = lambda new, old: jnp.where(end, new, old)  # noqa: E731
         return (
             i + 1,
@@ -288,8 +294,9 @@ def integrate(
             jnp.logical_and(end, ok),
         )
 
+    zero = integrand.zero
     table0 = jax.tree.map(lambda z: jnp.zeros((plan.levels + 1,) + z.shape, z.dtype), zero)
-    state = (jnp.int32(0), zero, table0, finish(zero), -gap, jnp.bool_(False))
+    state = (jnp.int32(0), zero, table0, integrand.finish(zero), -gap, jnp.bool_(False))
     i, _, _, total, delta, done = jax.lax.while_loop(cond, body, state)
     points = i * plan.block + 1
     return total, AdaptiveInfo(delta, points.astype(jnp.int32), done)

@@ -52,9 +52,9 @@ import numpy as np
 from flax import linen as nn
 from flax import nnx
 
-from jig import paths as _paths
-from jig._core import merge_static, partition_static
-from jig._core import ig as _ig
+from jig import layers as _layers
+from jig._types import Baseline
+from jig.layers import LayerAttribution, token_scores
 
 __all__ = ["Split", "LayerAttribution", "split", "layer_ig", "layer_names", "token_scores"]
 
@@ -75,22 +75,6 @@ class Split(NamedTuple):
     bottom: Callable[..., Any]
     top: Callable[..., Any]
     layer: str
-
-
-class LayerAttribution(NamedTuple):
-    """The result of a :func:`layer_ig` explainer (a pytree: works under jit and vmap).
-
-    Attributes:
-      attributions: IG over the layer's output ``h``, shaped like ``h``.
-      token_scores: ``attributions`` summed over the last axis: for an embedding
-        layer of shape ``(..., tokens, dim)``, one score per token.
-      delta: ``Σ attributions - (F(top(x, h_x)) - F(top(x, h_baseline)))``, the
-        completeness error at the layer, or ``None`` unless ``return_delta=True``.
-    """
-
-    attributions: Any
-    token_scores: Any
-    delta: jax.Array | None
 
 
 # --------------------------------------------------------------------------- the tap
@@ -369,31 +353,17 @@ def layer_names(model, params, x, *args, **kwargs) -> dict[str, int]:
 # --------------------------------------------------------------------------- layer IG
 
 
-def token_scores(attributions):
-    """Sum layer attributions over their last (embedding) axis: one score per token.
-
-    Example:
-      >>> import jax.numpy as jnp, jig
-      >>> jig.flax.token_scores(jnp.array([[1.0, 2.0], [-3.0, 0.5]])).tolist()
-      [3.0, -2.5]
-    """
-    return jax.tree.map(lambda a: jnp.sum(a, axis=-1), attributions)
-
-
 def layer_ig(
     model,
     layer: str | tuple,
     f: Callable[[Any], jax.Array] | None = None,
-    baseline: Any = None,
+    baseline: Baseline = None,
     steps: int = 50,
     *,
     baseline_input: Any = None,
     call_index: int | None = None,
-    path: _paths.Path | None = None,
-    rule: str = "gauss_legendre",
-    chunk_size: int | None = None,
-    return_delta: bool = False,
-    check_finite: bool = False,
+    argnums: int | tuple[int, ...] = 0,
+    **ig_options: Any,
 ) -> Callable[..., LayerAttribution]:
     """Integrated Gradients at a layer of a Flax model: :func:`jig.ig` over its output.
 
@@ -405,14 +375,15 @@ def layer_ig(
     i.e. ``A = (h_x - h_b) ⊙ Σ_k w_k ∇_h F(h_b + α_k (h_x - h_b))`` on the straight
     line, with completeness at the layer:
     ``Σ A = F(top(x, h_x)) - F(top(x, h_b))``, where ``top(x, h_x)`` is the model's
-    output on ``x``.
+    output on ``x``. A thin front-end: :func:`split` finds the layer, and
+    :func:`jig.layers.layer_ig` does the rest.
 
     Args:
       model: a ``flax.linen.Module`` or ``flax.nnx.Module`` (see :func:`split`).
       layer: the layer's ``/``-joined path, e.g. ``"embed"``.
-      f: maps the model's output to the scalar to explain, e.g.
-        ``lambda logits: logits[c]`` (``c`` may be a ``vmap``-ed per-example class).
-        ``None`` when the model already returns a scalar.
+      f: maps the model's output to what is explained: a scalar, e.g.
+        ``lambda logits: logits[c]`` (``c`` may be a ``vmap``-ed per-example class),
+        or an array with ``targets=``. ``None`` when the model already returns it.
       baseline: the baseline for the layer's output: a scalar, an array or pytree
         broadcasting to ``h``, or a callable ``h -> baseline``. Default ``0.0``
         (or ``None`` for a path with its own start). Not together with
@@ -422,8 +393,11 @@ def layer_ig(
         a callable ``x -> x'`` (e.g. ``jnp.zeros_like`` for pad id 0); the baseline
         is then the layer's output on it, ``h_b = bottom(params, x')``.
       call_index: which call of a layer that runs several times (see :func:`split`).
-      path, rule, chunk_size, check_finite: passed to :func:`jig.ig`.
-      return_delta: fill :attr:`LayerAttribution.delta` with the completeness error.
+      argnums: what to attribute among ``(h, *args)`` (see :func:`jig.layers.layer_ig`).
+      **ig_options: every option of :func:`jig.ig`: ``path``, ``rule``,
+        ``chunk_size``, ``targets`` (``"all"`` on a sequence model's per-position
+        outputs gives a token-to-token matrix in one call), ``return_delta``,
+        ``return_info``, ``check_finite``, ``mesh``, ``tol``, ``max_steps``, ``hoist``.
 
     Returns:
       ``explain(params, x, *args, **kwargs) -> LayerAttribution`` with the
@@ -445,62 +419,13 @@ def layer_ig(
       >>> res = jax.vmap(explain, in_axes=(None, 0))(params, ids)   # a batch of sentences
       >>> res.token_scores.shape, bool(jnp.all(jnp.abs(res.delta) < 1e-5))
       ((2, 3), True)
+      >>> both = jig.flax.layer_ig(model, "embed", steps=8, targets="all", return_delta=True)
+      >>> res = both(params, ids[0])                  # both logits in one pass
+      >>> res.token_scores.shape, res.delta.shape
+      ((2, 3), (2,))
     """
     s = split(model, layer, call_index=call_index)
-    if f is not None and not callable(f):
-        raise TypeError(f"f must be None or a callable output -> scalar, got {type(f).__name__}")
-    if baseline_input is not None and baseline is not None:
-        raise ValueError(
-            "give either baseline (for the layer's output) or baseline_input (an input "
-            "whose layer output is the baseline), not both"
-        )
-    path = _paths.straight() if path is None else path
-    # Validate steps, rule, path and chunk_size now, before any tracing.
-    _ig(lambda h: jnp.sum(h), 0.0, steps, path=path, rule=rule, chunk_size=chunk_size)
-    if baseline is None and baseline_input is None:
-        baseline = 0.0 if getattr(path, "needs_baseline", True) else None
-    opts = dict(path=path, rule=rule, chunk_size=chunk_size, return_delta=return_delta,
-                check_finite=check_finite)
-
-    def scalar(out):
-        y = out if f is None else f(out)
-        if getattr(y, "shape", None) != ():
-            raise ValueError(
-                f"jig.flax.layer_ig: the explained output must be a scalar, got shape "
-                f"{getattr(y, 'shape', type(y).__name__)}; pass f to pick one, e.g. "
-                "f=lambda logits: logits[class_index]"
-            )
-        return y
-
-    def run(dyn, *, treedef, static):
-        params, x, args, kwargs = merge_static(dyn, treedef, static)
-        h = s.bottom(params, x, *args, **kwargs)
-        if baseline_input is None:
-            hb = baseline
-        else:
-            xb = baseline_input(x) if callable(baseline_input) else baseline_input
-            hb = s.bottom(params, xb, *args, **kwargs)
-            if jax.tree.structure(hb) != jax.tree.structure(h) or any(
-                jnp.shape(a) != jnp.shape(b) for a, b in zip(jax.tree.leaves(hb), jax.tree.leaves(h))
-            ):
-                raise ValueError(
-                    "baseline_input gives a layer output of shape "
-                    f"{jax.tree.map(jnp.shape, hb)}, but the input gives "
-                    f"{jax.tree.map(jnp.shape, h)}; pass an input shaped like x"
-                )
-
-        def F(h, params, x, args, kwargs):
-            return scalar(s.top(params, x, h, *args, **kwargs))
-
-        out = _ig(F, hb, steps, **opts)(h, params, x, args, kwargs)
-        A, delta = out if return_delta else (out, None)
-        return LayerAttribution(A, token_scores(A), delta)
-
-    compiled = jax.jit(run, static_argnames=("treedef", "static"))
-
-    def explain(params, x, *args, **kwargs) -> LayerAttribution:
-        dyn, treedef, static = partition_static((params, x, args, kwargs))
-        return compiled(dyn, treedef=treedef, static=static)
-
-    explain.__doc__ = f"Layer IG at {s.layer!r} of {type(model).__name__} ({steps} steps)."
-    return explain
+    return _layers.layer_ig(
+        s.bottom, s.top, f, baseline, steps, baseline_input=baseline_input, argnums=argnums,
+        caller="jig.flax.layer_ig", name=f"layer {s.layer!r} of {type(model).__name__}", **ig_options,
+    )

@@ -34,20 +34,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
-
-from jig import guided as _guided
 
 __all__ = [
     "Path",
-    "apply_velocity",
     "blur",
     "custom",
     "default_nodes",
     "expected",
     "gaussian_blur",
     "guided",
-    "integrand",
     "straight",
 ]
 
@@ -56,28 +51,6 @@ def default_nodes(params, x, baseline, alphas, weights):
     """The rule's nodes unchanged: one path point per alpha."""
     del params, x, baseline
     return alphas, weights
-
-
-def integrand(path, params, grad_fn, nodes, x, baseline, constrain=None):
-    """The integrand ``∇F(γ_n) ⊙ γ'_n`` at a stack of nodes (leading axis ``N``).
-
-    For a ``constant_velocity`` path it is ``∇F(γ_n)`` alone: the velocity is applied
-    once, after the weighted sum, by :func:`apply_velocity`. ``constrain`` (optional)
-    maps the stacked points before the gradients, e.g. to shard them.
-    """
-    points, velocity = jax.vmap(lambda node: path.point(params, node, x, baseline))(nodes)
-    if constrain is not None:
-        points = constrain(points)
-    grads = jax.vmap(grad_fn)(points)
-    return grads if path.constant_velocity else jax.tree.map(jnp.multiply, grads, velocity)
-
-
-def apply_velocity(path, params, node, x, baseline, total):
-    """``total ⊙ γ'`` for a ``constant_velocity`` path (``γ'`` taken at ``node``); else ``total``."""
-    if not path.constant_velocity:
-        return total
-    _, velocity = path.point(params, node, x, baseline)
-    return jax.tree.map(jnp.multiply, total, velocity)
 
 
 class Path(NamedTuple):
@@ -110,10 +83,10 @@ class Path(NamedTuple):
         axis ``K``, and per node the index of its start ``(N,)`` and its ``α`` ``(N,)``.
         ``jig.ig`` then hoists ``f``'s affine first layers out of the sum
         (:mod:`jig.hoist`).
-      integrate: optional override for paths that are not a fixed set of nodes
-        (e.g. adaptive paths): ``(params, grad_fn, x, baseline, alphas,
-        weights) -> attributions``, where ``grad_fn(point)`` returns ``∇F`` at a
-        point in the working dtype.
+      guide: for a curve that the gradient steers (Guided IG): its parameters
+        ``(fraction, max_dist)``; ``None`` for a curve given by ``point``. Such a
+        curve is walked in sequence by :mod:`jig.guided` (each step needs the last
+        gradient), with the rule's cumulative weights as the steps' targets.
 
     The functions are part of the compiled explainer's static configuration, so
     they should compare equal for equal paths (the constructors here use
@@ -127,8 +100,8 @@ class Path(NamedTuple):
     params: Any = None
     needs_baseline: bool = True
     constant_velocity: bool = False
-    integrate: Callable[..., Any] | None = None
     line: Callable[..., tuple[Any, jax.Array, jax.Array]] | None = None
+    guide: tuple[float, float] | None = None
 
 
 class _Bound(NamedTuple):
@@ -680,22 +653,6 @@ def custom(
 # --------------------------------------------------------------------------- guided
 
 
-def _guided_integrate(config, params, grad_fn, x, baseline, alphas, weights):
-    fraction, max_dist = config
-    del params, alphas
-    xv, unravel = ravel_pytree(x)
-    bv, _ = ravel_pytree(baseline)
-
-    def grad_vec(v):
-        return ravel_pytree(grad_fn(unravel(v)))[0].astype(xv.dtype)
-
-    return unravel(_guided.walk(grad_vec, xv, bv, weights, fraction=fraction, max_dist=max_dist))
-
-
-def _guided_point(params, alpha, x, baseline):  # only used if the core bypasses integrate
-    return _straight_point(params, alpha, x, baseline)
-
-
 def guided(fraction: float = 0.25, max_dist: float = 0.02) -> Path:
     """Guided IG (Kapishnikov et al. 2021): an adaptive path chosen by the gradient.
 
@@ -739,10 +696,9 @@ def guided(fraction: float = 0.25, max_dist: float = 0.02) -> Path:
         if not ok:
             interval = "(0, 1]" if low_open else "[0, 1]"
             raise ValueError(f"guided: {name} must lie in {interval}, got {value}")
-    config = (float(fraction), float(max_dist))
     return Path(
         name="guided",
-        point=_guided_point,
+        point=_straight_point,  # the reference line; the walk itself is jig.guided's
         starts=_straight_starts,
-        integrate=_Bound(_guided_integrate, (config,)),
+        guide=(float(fraction), float(max_dist)),
     )

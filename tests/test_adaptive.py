@@ -32,9 +32,9 @@ def _gap(f, x, params):
 
 
 # one explainer per configuration, shared by the tests below (one compilation each)
-ROMBERG = jig.ig(smooth, 0.0, 4, tol=1e-4, max_steps=1025, return_delta=True)
-TRAP = jig.ig(smooth, 0.0, 4, tol=1e-3, rule="riemann_trapezoid", max_steps=1025, return_delta=True)
-RELU_TRAP = jig.ig(relu, 0.0, 8, tol=1e-3, rule="riemann_trapezoid", max_steps=8193, return_delta=True)
+ROMBERG = jig.ig(smooth, 0.0, 4, tol=1e-4, max_steps=1025, return_info=True)
+TRAP = jig.ig(smooth, 0.0, 4, tol=1e-3, rule="riemann_trapezoid", max_steps=1025, return_info=True)
+RELU_TRAP = jig.ig(relu, 0.0, 8, tol=1e-3, rule="riemann_trapezoid", max_steps=8193, return_info=True)
 
 
 @settings(max_examples=10)
@@ -81,7 +81,7 @@ def test_fewer_points_than_fixed_rules_on_smooth_model():
 
 
 def test_stops_at_max_with_honest_delta():
-    explain = jig.ig(relu, 0.0, 2, tol=1e-7, rule="riemann_trapezoid", max_steps=40, return_delta=True)
+    explain = jig.ig(relu, 0.0, 2, tol=1e-7, rule="riemann_trapezoid", max_steps=40, return_info=True)
     for x in XS[:3]:
         A, info = explain(x, RELU)
         assert int(info.points) == 33  # 2 * 2**4 + 1 <= 40 < 2 * 2**5 + 1
@@ -99,7 +99,7 @@ def test_nested_levels_equal_fixed_trapezoid():
     for levels in (1, 3):
         max_steps = 3 * 2**levels + 1
         A, info = jig.ig(smooth, 0.0, 3, tol=1e-9, rule="riemann_trapezoid", max_steps=max_steps,
-                         return_delta=True)(x, SMOOTH)
+                         return_info=True)(x, SMOOTH)
         assert int(info.points) == max_steps
         fixed = jig.ig(smooth, 0.0, max_steps, rule="riemann_trapezoid")(x, SMOOTH)
         np.testing.assert_allclose(A, fixed, rtol=1e-5, atol=1e-6)
@@ -109,7 +109,7 @@ def test_romberg_exact_for_polynomials():
     """Level L of Romberg is exact for integrands of degree 2L + 1: one level for a cubic."""
     f = lambda x: jnp.sum(x**4)  # noqa: E731  integrand 4 α^3 x^4: degree 3
     x = jnp.array([1.0, -2.0, 0.5])
-    A, info = jig.ig(f, 0.0, 1, tol=1e-6, max_steps=3, return_delta=True)(x)
+    A, info = jig.ig(f, 0.0, 1, tol=1e-6, max_steps=3, return_info=True)(x)
     np.testing.assert_allclose(A, x**4, rtol=1e-6)
     assert int(info.points) == 3 and bool(info.converged)
 
@@ -133,8 +133,8 @@ def test_jit_and_vmap_equal_per_example():
 
 
 def test_chunked_blocks_equal_unchunked():
-    a, ia = jig.ig(smooth, 0.0, 4, tol=1e-4, max_steps=1025, return_delta=True)(XS[1], SMOOTH)
-    b, ib = jig.ig(smooth, 0.0, 4, tol=1e-4, max_steps=1025, chunk_size=2, return_delta=True)(
+    a, ia = jig.ig(smooth, 0.0, 4, tol=1e-4, max_steps=1025, return_info=True)(XS[1], SMOOTH)
+    b, ib = jig.ig(smooth, 0.0, 4, tol=1e-4, max_steps=1025, chunk_size=2, return_info=True)(
         XS[1], SMOOTH
     )
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

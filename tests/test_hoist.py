@@ -310,7 +310,7 @@ def test_forward_mode_through_the_hoisted_explainer():
 @pytest.mark.parametrize("rule", ["romberg", "riemann_trapezoid"])
 def test_adaptive_steps_hoisted_equal_plain(rule):
     xs = arr(5, 6)
-    run = lambda hoist: jax.vmap(jig.ig(tanh_net, 0.0, 4, rule=rule, tol=1e-4, return_delta=True, hoist=hoist))(xs)  # noqa: E731
+    run = lambda hoist: jax.vmap(jig.ig(tanh_net, 0.0, 4, rule=rule, tol=1e-4, return_info=True, hoist=hoist))(xs)  # noqa: E731
     (A, info), (B, info0) = run(True), run(False)
     np.testing.assert_allclose(A, B, rtol=2e-5, atol=1e-6)
     np.testing.assert_array_equal(info.points, info0.points)
