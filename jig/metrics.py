@@ -115,17 +115,17 @@ def _scalar_output(caller: str, out, what: str = "f") -> None:
         )
 
 
-def _perturbations(caller: str, perturb: Perturb, key, samples: int, x: jax.Array, default, what: str):
-    """``(samples, *x.shape)`` perturbations: drawn with ``key`` or given as an array."""
+def _perturbations(caller: str, perturb: Perturb, key, samples: int, x: jax.Array, what: str):
+    """``(keys, perturb, None)`` to draw the perturbations, or ``(None, None, table)`` given as an array."""
     if perturb is not None and not callable(perturb):
         table = _array(caller, "perturb", perturb)
         if table.ndim != x.ndim + 1 or table.shape[1:] != x.shape:
             raise _checks.fail(caller, "perturb", f"a callable (key, x) -> {what}, or an array of shape "
                                f"(samples, *{tuple(x.shape)})", table)
-        return None, table.astype(x.dtype)
+        return None, None, table.astype(x.dtype)
     key = _key(caller, key, f"it draws the {what}s")
     samples = _checks.positive_int(caller, "samples", samples)
-    return jax.random.split(key, samples), (default if perturb is None else perturb)
+    return jax.random.split(key, samples), perturb, None
 
 
 def _norm(tree) -> jax.Array:
@@ -140,8 +140,13 @@ def _flat(tree) -> jax.Array:
 
 
 @partial(jax.jit, static_argnames=("f", "perturb", "normalize", "multiply_by_inputs"))
-def _infidelity(f, x, attributions, baseline, keys, table, *, perturb, normalize, multiply_by_inputs):
-    noise = table if keys is None else jax.vmap(perturb, in_axes=(0, None))(keys, x)
+def _infidelity(f, x, attributions, baseline, keys, table, stddev, *, perturb, normalize, multiply_by_inputs):
+    if keys is None:
+        noise = table
+    elif perturb is None:  # the default: I ~ N(0, stddev²), stddev traced (no recompilation per value)
+        noise = stddev.astype(x.dtype) * jax.vmap(lambda k: jax.random.normal(k, x.shape, x.dtype))(keys)
+    else:
+        noise = jax.vmap(perturb, in_axes=(0, None))(keys, x)
     if noise.shape[1:] != x.shape:
         raise _checks.fail(_NAME + "infidelity", "perturb's output", f"an array of x's shape {tuple(x.shape)}",
                            f"shape {tuple(noise.shape[1:])}", raw=True)
@@ -157,10 +162,6 @@ def _infidelity(f, x, attributions, baseline, keys, table, *, perturb, normalize
         beta = jnp.sum(dots * diff) / jnp.where(den == 0, jnp.ones_like(den), den)
         dots = beta * dots
     return jnp.mean(jnp.square(dots - diff))
-
-
-def _gaussian(stddev: float):
-    return lambda key, x: stddev * jax.random.normal(key, x.shape, x.dtype)
 
 
 def infidelity(
@@ -229,13 +230,8 @@ def infidelity(
     normalize = _checks.boolean(caller, "normalize", normalize)
     multiply_by_inputs = _checks.boolean(caller, "multiply_by_inputs", multiply_by_inputs)
     base = _baseline(caller, baseline, x)
-    if perturb is not None and not callable(perturb):
-        keys, table = _perturbations(caller, perturb, key, samples, x, None, "perturbation")
-        fn = None
-    else:
-        keys, fn = _perturbations(caller, perturb, key, samples, x, _gaussian(stddev), "perturbation")
-        table = None
-    return _infidelity(f, x, attributions.astype(x.dtype), base, keys, table,
+    keys, fn, table = _perturbations(caller, perturb, key, samples, x, "perturbation")
+    return _infidelity(f, x, attributions.astype(x.dtype), base, keys, table, jnp.float32(stddev),
                        perturb=fn, normalize=normalize, multiply_by_inputs=multiply_by_inputs)
 
 
@@ -243,8 +239,14 @@ def infidelity(
 
 
 @partial(jax.jit, static_argnames=("explain", "perturb"))
-def _sensitivity(explain, x, keys, table, *, perturb):
-    delta = table if keys is None else jax.vmap(perturb, in_axes=(0, None))(keys, x)
+def _sensitivity(explain, x, keys, table, radius, *, perturb):
+    if keys is None:
+        delta = table
+    elif perturb is None:  # the default: U(-radius, radius), radius traced
+        r = radius.astype(x.dtype)
+        delta = jax.vmap(lambda k: jax.random.uniform(k, x.shape, x.dtype, -r, r))(keys)
+    else:
+        delta = jax.vmap(perturb, in_axes=(0, None))(keys, x)
     e0 = explain(x)
     moved = jax.vmap(explain)(x + delta)  # every perturbed explanation in one batched call
     diffs = jax.tree_util.tree_map(lambda m, e: m - e, moved, e0)
@@ -252,10 +254,6 @@ def _sensitivity(explain, x, keys, table, *, perturb):
                        for d in jax.tree_util.tree_leaves(diffs)))
     den = _norm(e0)
     return jnp.max(num / jnp.where(den == 0, jnp.ones_like(den), den))
-
-
-def _uniform(radius: float):
-    return lambda key, x: jax.random.uniform(key, x.shape, x.dtype, -radius, radius)
 
 
 def sensitivity_max(
@@ -302,10 +300,8 @@ def sensitivity_max(
     _checks.callable_(caller, "explain", explain, "x -> attributions")
     x = _array(caller, "x", x)
     radius = _checks.real(caller, "radius", radius, low=0.0)
-    keys, fn = _perturbations(caller, perturb, key, samples, x, _uniform(radius), "perturbation")
-    if keys is None:
-        return _sensitivity(explain, x, None, fn, perturb=None)
-    return _sensitivity(explain, x, keys, None, perturb=fn)
+    keys, fn, table = _perturbations(caller, perturb, key, samples, x, "perturbation")
+    return _sensitivity(explain, x, keys, table, jnp.float32(radius), perturb=fn)
 
 
 # --------------------------------------------------------------------------- deletion, insertion
@@ -506,13 +502,12 @@ def _children(node):
 
 
 def param_layers(params: PyTree) -> list[tuple]:
-    """The layers of a parameter pytree, bottom (input side) first, as key paths.
+    """The layers of a parameter pytree, as key paths, in the containers' own order.
 
     A layer is a dict (or list/tuple) whose children are all arrays, e.g. a Flax
     module's ``{"kernel", "bias"}``; an array beside sub-dicts is a layer of its own.
-    The walk follows the containers' own order (a dict's insertion order: the order
-    Flax creates the modules, i.e. the forward order), not sorted keys. For Flax
-    variables (a dict with a ``"params"`` collection) only ``"params"`` is walked.
+    For Flax variables (a dict with a ``"params"`` collection) only ``"params"`` is
+    walked. :func:`randomization` orders these groups by the model's forward order.
 
     Example:
       >>> import jax.numpy as jnp, jig
@@ -537,6 +532,37 @@ def param_layers(params: PyTree) -> list[tuple]:
     if isinstance(params, Mapping) and "params" in params:
         return walk(params["params"], ("params",))
     return walk(params, ())
+
+
+def _first_reads(explain, params, x) -> list[float]:
+    """For each leaf of ``params`` (flatten order): when ``explain(params, x)`` first reads it.
+
+    The time is the position of the first equation of ``explain``'s jaxpr that takes the
+    leaf, counted depth-first through nested calls (``jit``, custom derivatives, ``scan``
+    bodies); ``inf`` for a leaf it never reads. A model reads its layers in forward order.
+    """
+    from jax.extend import core as jex
+
+    spec = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), (params, x))
+    closed = jax.make_jaxpr(explain)(*spec)
+    n = len(jax.tree_util.tree_leaves(params))
+    first: dict[int, int] = {}
+    clock = [0]
+
+    def walk(jaxpr, names):
+        for eqn in jaxpr.eqns:
+            clock[0] += 1
+            used = [(k, v) for k, v in enumerate(eqn.invars) if not isinstance(v, jex.Literal) and v in names]
+            subs = [v for v in eqn.params.values() if isinstance(v, (jex.ClosedJaxpr, jex.Jaxpr))]
+            inner = subs[0].jaxpr if len(subs) == 1 and isinstance(subs[0], jex.ClosedJaxpr) else (subs or [None])[0]
+            if len(subs) == 1 and len(inner.invars) == len(eqn.invars):  # a call: follow the arguments in
+                walk(inner, {inner.invars[k]: names[v] for k, v in used})
+            else:
+                for _, v in used:
+                    first.setdefault(names[v], clock[0])
+
+    walk(closed.jaxpr, {v: i for i, v in enumerate(closed.jaxpr.invars[:n])})
+    return [first.get(i, math.inf) for i in range(n)]
 
 
 def _key_of(entry) -> Any:
@@ -606,7 +632,11 @@ def randomization(
         ``"cosine"``, or a callable ``(a, b) -> scalar``.
       layers: the layers to randomise, in cascade order (first randomised first), each a
         key path (a tuple of keys, or a ``/``-joined string) selecting a subtree of
-        ``params``. Default: :func:`param_layers` ``(params)`` reversed (top first).
+        ``params``. Default: the groups of :func:`param_layers` ``(params)``, ordered
+        from the top: by where ``explain``'s computation (its jaxpr) first reads them,
+        last read first. A model reads its layers in forward order, so this does not
+        depend on key names or dict order (JAX sorts dict keys, so trained parameters
+        lose their insertion order). Layers ``explain`` never reads are left out.
       init: ``(key, array) -> new array`` re-initialising one array. Default: a fresh
         normal draw with the array's own mean and standard deviation (an array that is
         constant, e.g. a zero bias, stays as it is).
@@ -638,8 +668,16 @@ def randomization(
     paths = [tuple(_key_of(e) for e in p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     if not paths:
         raise _checks.fail(caller, "params", "a pytree with at least one array", params)
-    if layers is None:
-        chosen = list(reversed(param_layers(params)))
+    if layers is None:  # the groups of param_layers, ordered by explain's first read: top (last read) first
+        reads = _first_reads(explain, params, x)
+        when = {}
+        for group in param_layers(params):
+            hits = [reads[i] for i, p in enumerate(paths) if p[: len(group)] == group]
+            when[group] = min(hits, default=math.inf)
+        chosen = sorted((g for g in when if when[g] < math.inf), key=lambda g: -when[g])
+        if not chosen:
+            raise _checks.fail(caller, "params", "parameters that explain reads", params,
+                               "explain(params, x) must compute with params (not closed-over copies)")
     else:
         if isinstance(layers, (str, tuple)) or not isinstance(layers, Sequence):
             raise _checks.type_fail(caller, "layers", "a list of key paths (tuples of keys or '/'-joined strings)",
@@ -652,11 +690,12 @@ def randomization(
         hits = [i for i, p in enumerate(paths) if tuple(str(k) for k in p[: len(layer)]) == tuple(map(str, layer))]
         if not hits:
             some = sorted({"/".join(map(str, p[:-1])) or "/".join(map(str, p)) for p in paths})[:8]
-            raise _checks.fail(caller, "layers", f"key paths into params (e.g. {some})", "/".join(map(str, layer)))
+            raise _checks.fail(caller, "layers", f"key paths into params (e.g. {some})", "/".join(map(str, layer)),
+                               raw=True)
         for i in hits:
             if index[i] is not None:
                 raise _checks.fail(caller, "layers", "layers that do not overlap", "/".join(map(str, layer)),
-                                   f"it overlaps layer {'/'.join(map(str, chosen[index[i]]))}")
+                                   f"it overlaps layer {'/'.join(map(str, chosen[index[i]]))}", raw=True)
             index[i] = j
     sims = _randomization(explain, params, x, key, index=tuple(index), init=init, similarity=similarity,
                           absolute=absolute)
