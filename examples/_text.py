@@ -217,3 +217,41 @@ class Transformer(nnx.Module):
 def count_params(model: nnx.Module) -> int:
     """The number of trainable parameters."""
     return int(sum(np.size(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def fit(model: nnx.Module, loss, epochs: int, batches, *, lr: float = 2e-3, weight_decay: float = 1e-2,
+        warmup: int = 100, seed: int = 0, log=print) -> tuple[nnx.Module, list[float]]:
+    """Train ``model`` with AdamW (linear warm-up, cosine decay) on ``loss(model, x, y, key)``.
+
+    ``batches(epoch)`` yields ``(x, y)`` NumPy batches; ``epochs`` is their number. The
+    step is one ``jax.jit`` of a pure function of the model's parameters (``nnx.split`` /
+    ``nnx.merge``); shapes repeat (length buckets), so it compiles a few times only.
+    Returns the trained model and the mean training loss of each epoch.
+    """
+    import optax
+
+    graphdef, params = nnx.split(model, nnx.Param)
+    total = sum(1 for _ in batches(0)) * epochs
+    tx = optax.adamw(optax.warmup_cosine_decay_schedule(0.0, lr, min(warmup, total // 2), max(total, 1)),
+                     weight_decay=weight_decay)
+    opt_state = tx.init(params)
+
+    @jax.jit
+    def step(params, opt_state, x, y, key):
+        value, grads = jax.value_and_grad(lambda p: loss(nnx.merge(graphdef, p), x, y, key))(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    key, n, history = jax.random.key(seed), 0, []
+    for epoch in range(epochs):
+        values = []
+        for x, y in batches(epoch):
+            params, opt_state, value = step(params, opt_state, x, y, jax.random.fold_in(key, n))
+            values.append(value)
+            n += 1
+        history.append(float(np.mean(jax.device_get(values))))
+        log(f"  epoch {epoch + 1}/{epochs}: training loss {history[-1]:.3f}")
+    return nnx.merge(graphdef, params), history
