@@ -3,11 +3,29 @@
 At each of the rule's steps the features with the smallest ``|∇F|`` move towards the
 input first, until the L1 distance to the input has shrunk to the step's target; the
 attribution of a step is ``(x_new - x_old) ⊙ ∇F(x_old)``. See :func:`jig.paths.guided`.
+
+How a step runs (one gradient, one sort). The paper's step is a loop of selection
+rounds: each round takes the ``fraction`` quantile (NumPy's ``method='lower'``: the
+entry at rank ``r = floor(fraction (n - 1))`` of the sorted scores) of the scores
+``|∇F|``, with ``inf`` for the features already at the step's upper edge ``x_max``,
+selects every finite score up to it (ties included) and moves the selection to
+``x_max``, or, in the round that reaches the step's L1 target, only the needed share
+``γ`` of the way. The gradient is fixed within a step and a selected feature ends at
+``x_max``, so the rounds take consecutive blocks of one ascending order of the scores:
+from the first unselected position ``p`` a round takes everything up to the value at
+``p + r`` (all of it when fewer than ``r + 1`` finite scores are left). :func:`walk`
+therefore sorts the scores once per step, together with the distances to ``x_max``,
+walks the block ends with a ``lax.while_loop`` on integers that stops at the round
+that reaches the target (no fixed round count, no sort per round), and then moves
+everything at once: scores up to the last full block's value go to ``x_max``, those of
+the final block take its share ``γ``. The outcome is the paper's (and the ``saliency``
+package's) up to floating-point rounding, ties included.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -21,12 +39,94 @@ def inner_moves(n: int, fraction: float) -> int:
     A round that does not reach the step's target moves every selected feature to
     the step's upper bound; a round selects at least ``r`` features, and once fewer
     than ``n - r + 1`` are left all of them are selected, which reaches the target.
+    (:func:`walk` no longer runs a fixed number of rounds; the bound documents the
+    worst case of its loop.)
     """
     r = math.floor(fraction * max(n - 1, 0)) + 1
     return math.ceil(max(n - r + 1, 0) / r) + 2
 
 
-def walk(grad_vec, xv, bv, weights, *, fraction: float, max_dist: float):
+def _rounds(bits, dist, need, finite, rank: int, stop):
+    """The selection rounds of one step: ``(v_whole, v_last)``, as score bit patterns.
+
+    ``bits``: the scores ``|∇F|`` as integers (non-negative floats order as their bit
+    patterns do), the largest integer for features already at the window's edge;
+    ``dist``: each feature's distance to the edge; ``finite``: how many are not there.
+    A round that starts after the ``p`` smallest scores takes every score up to the
+    one at rank ``p + rank`` (ties included), or all the rest if fewer are left.
+    Rounds run while what is taken falls short of ``need``. Scores ``<= v_whole``
+    (the rounds before the last) move all the way, those up to ``v_last`` take a share.
+
+    One flat ``while_loop``: each iteration either halves the bisection interval of
+    the current round's order statistic (one count over the features) or, once it
+    has closed, ends the round (one count and one sum). No sort, no nested loop.
+    """
+    none = jnp.asarray(-1, bits.dtype)  # below every score
+    largest = jnp.max(jnp.where(bits < jnp.iinfo(bits.dtype).max, bits, none))
+    zero = jnp.zeros((), jnp.int32)
+    lo0 = jnp.where(rank < finite, 0, largest).astype(bits.dtype)
+
+    def body(state):
+        lo, hi, p, v_prev, _ = state
+        searching = lo < hi
+        mid = lo + (hi - lo) // 2
+        t = jnp.where(searching, mid, lo)
+        taken = bits <= t
+        count = jnp.sum(taken, dtype=jnp.int32)
+        amount = jnp.sum(jnp.where(taken, dist, 0))
+        # bisection: the smallest t with more than p + rank scores <= t
+        enough = count > p + rank
+        lo_s, hi_s = jnp.where(enough, lo, mid + 1), jnp.where(enough, mid, hi)
+        # the interval has closed on t: the round takes the scores <= t
+        finished = (amount >= need) | (count >= finite)
+        rest = count + rank >= finite
+        lo_n = jnp.where(rest, largest, t + 1)
+        nxt = (lo_n, largest, count, t, finished)
+        same = (lo, hi, p, v_prev, finished)
+        out = jax.tree.map(lambda a, b: jnp.where(finished, a, b), same, nxt)
+        return jax.tree.map(lambda a, b: jnp.where(searching, a, b),
+                            (lo_s, hi_s, p, v_prev, jnp.asarray(False)), out)
+
+    lo, _, _, v_whole, _ = jax.lax.while_loop(
+        lambda state: ~state[4], body, (lo0, largest, zero, none, stop))
+    return jnp.where(stop, none, v_whole), jnp.where(stop, none, lo)
+
+
+def _step(g, xc, xv, bv, diff, moving, l1_total, a, *, max_dist: float, rank: int):
+    """One step of the walk from ``xc`` with the gradient ``g`` there: the new point."""
+    dtype = xv.dtype
+    a_min = jnp.maximum(a - max_dist, 0.0)
+    a_max = jnp.minimum(a + max_dist, 1.0)
+    x_min = bv + a_min * diff
+    x_max = bv + a_max * diff
+    # features lagging behind the window jump to its lower edge
+    progress = jnp.where(moving, (xc - bv) / jnp.where(moving, diff, 1.0), a_max)
+    x1 = jnp.where(progress < a_min, x_min, xc)
+    need = jnp.sum(jnp.abs(xv - x1)) - l1_total * (1.0 - a)
+    done = need <= 1e-6 * l1_total
+    at_edge = x1 == x_max
+    dist = jnp.where(at_edge, 0, jnp.abs(x_max - x1))
+    # scores: |∇F| as integers (same order), the features at the edge above all others
+    width = jnp.finfo(dtype).bits
+    itype = jnp.dtype(f"int{width}")
+    sg = jax.lax.stop_gradient
+    top = jnp.asarray(jnp.iinfo(itype).max, itype)
+    bits = jnp.where(at_edge, top, jax.lax.bitcast_convert_type(sg(jnp.abs(g)), itype))
+    finite = jnp.sum(~at_edge, dtype=jnp.int32)
+    v_whole, v_last = _rounds(bits, sg(dist), sg(need), finite, rank, sg(done))
+    whole = bits <= v_whole
+    last = (bits <= v_last) & ~whole
+    before = jnp.sum(jnp.where(whole, dist, 0))
+    block = jnp.sum(jnp.where(last, dist, 0))
+    has = block > 0
+    share = jnp.clip((need - before) / jnp.where(has, block, 1.0), 0.0, 1.0)
+    moved = jnp.where(whole, x_max, jnp.where(last, x1 + share * (x_max - x1), x1))
+    return jnp.where(done, x1, moved)
+
+
+def walk(grad_vec: Callable[[jax.Array], jax.Array], xv: jax.Array, bv: jax.Array,
+         weights: jax.Array, *, fraction: float, max_dist: float, unroll: int | bool = 1
+         ) -> jax.Array:
     """Guided IG's walk from ``bv`` to ``xv`` (flat vectors): the attributions ``(n,)``.
 
     Args:
@@ -34,6 +134,10 @@ def walk(grad_vec, xv, bv, weights, *, fraction: float, max_dist: float):
       xv, bv: the input and the baseline, flattened.
       weights: the rule's weights; their cumulative sums are the steps' targets.
       fraction, max_dist: see :func:`jig.paths.guided`.
+      unroll: how many steps each iteration of the ``lax.scan`` over steps runs
+        (``True``: all of them, no loop). On XLA:CPU a convolution's input gradient
+        runs several times slower inside a rolled loop, so the default unrolls; a
+        smaller number compiles faster for many steps.
 
     Example:
       >>> import jax.numpy as jnp
@@ -44,54 +148,24 @@ def walk(grad_vec, xv, bv, weights, *, fraction: float, max_dist: float):
       >>> A.round(4).tolist()   # a linear model: w * (x - b)
       [1.0, -2.0, 3.0]
     """
-    dtype = xv.dtype
     n = xv.shape[0]
     diff = xv - bv
     moving = diff != 0
-    safe_diff = jnp.where(moving, diff, 1.0)
     l1_total = jnp.sum(jnp.abs(diff))
-    tol = 1e-6 * l1_total
     # progress targets: cumulative rule weights, the paper's k/m for Riemann rules
     ends = jnp.cumsum(weights) / jnp.sum(weights)
     ends = ends.at[-1].set(1.0)
     last = jnp.arange(ends.shape[0]) == ends.shape[0] - 1
-    inf = jnp.asarray(jnp.inf, dtype)
-    rounds = inner_moves(n, fraction)
     rank = math.floor(fraction * max(n - 1, 0))
 
     def step(carry, target):
         xc, attr = carry
         a, is_last = target
         g = grad_vec(xc)
-        a_min = jnp.maximum(a - max_dist, 0.0)
-        a_max = jnp.minimum(a + max_dist, 1.0)
-        x_min = bv + a_min * diff
-        x_max = bv + a_max * diff
-        l1_target = l1_total * (1.0 - a)
-
-        def select_round(state, _):
-            xi, done = state
-            # features lagging behind the window jump to its lower edge
-            progress = jnp.where(moving, (xi - bv) / safe_diff, a_max)
-            xi = jnp.where(~done & (progress < a_min), x_min, xi)
-            l1_now = jnp.sum(jnp.abs(xv - xi))
-            done = done | (l1_now <= l1_target + tol)
-            # the `fraction` of movable features with the smallest |gradient| move
-            score = jnp.where(xi == x_max, inf, jnp.abs(g))
-            threshold = jnp.sort(score)[rank]  # the lower `fraction` quantile
-            chosen = (score <= threshold) & (score != inf)
-            l1_chosen = jnp.sum(jnp.abs(xi - x_max) * chosen)
-            has = l1_chosen > 0
-            share = jnp.where(has, (l1_now - l1_target) / jnp.where(has, l1_chosen, 1.0), inf)
-            whole = share > 1.0  # moving them all the way stays short of the target
-            share = jnp.clip(share, 0.0, 1.0)
-            moved = jnp.where(whole, x_max, xi + share * (x_max - xi))
-            xi = jnp.where(chosen & ~done, moved, xi)
-            return (xi, done | ~whole), None
-
-        (xn, _), _ = jax.lax.scan(select_round, (xc, jnp.asarray(False)), None, length=rounds)
+        xn = _step(g, xc, xv, bv, diff, moving, l1_total, a.astype(xv.dtype),
+                   max_dist=max_dist, rank=rank)
         xn = jnp.where(is_last, xv, xn)  # land exactly on x
         return (xn, attr + (xn - xc) * g), None
 
-    (_, attr), _ = jax.lax.scan(step, (bv, jnp.zeros_like(xv)), (ends, last))
+    (_, attr), _ = jax.lax.scan(step, (bv, jnp.zeros_like(xv)), (ends, last), unroll=unroll)
     return attr
