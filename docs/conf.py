@@ -30,7 +30,7 @@ extensions = [
     "jig_api",
 ]
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
-exclude_patterns = ["_build", "**/_out", ".ipynb_checkpoints", "README.md", "_gallery_more.md"]
+exclude_patterns = ["_build", "_out", "**/_out", ".ipynb_checkpoints", "README.md", "_gallery_more.md"]
 root_doc = "index"
 
 # Every cross-reference must resolve (-n): jig's own names are all documented; names
