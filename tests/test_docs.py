@@ -24,13 +24,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
+pytest.importorskip("sphinx", reason="the docs extra is not installed (pip install -e '.[docs]'); .ci/run installs it")
+pytest.importorskip("myst_nb", reason="the docs extra is not installed (pip install -e '.[docs]'); .ci/run installs it")
+
 sys.path.insert(0, str(DOCS / "_ext"))
 os.environ.setdefault("KERAS_BACKEND", "jax")  # as docs/conf.py sets it, so both see the same modules
 
 import jig_api  # noqa: E402  (docs/_ext/jig_api.py: the API page generator)
-
-pytest.importorskip("sphinx", reason="the docs extra is not installed (pip install -e '.[docs]')")
-pytest.importorskip("myst_nb", reason="the docs extra is not installed (pip install -e '.[docs]')")
 
 
 def build_site() -> Path:
