@@ -195,14 +195,18 @@ def gaussian(
     return jax.jit(baseline)
 
 
-def blurred(sigma: float = 10.0, *, axes: Sequence[int] = (0, 1), truncate: float = 3.0) -> Callable[[Any], Any]:
+def blurred(sigma: float = 10.0, *, axes: Sequence[int] | None = None, truncate: float = 3.0,
+            mode: str = "reflect") -> Callable[[Any], Any]:
     """``x -> gaussian_blur(x, sigma)`` over the spatial ``axes`` (default the H, W of
     an ``HW``/``HWC`` image): a straight-line baseline that removes fine detail but
     keeps colour and layout.
 
     Good for images when edges and texture carry the signal and a black image would
     be out of distribution. For the blur *path* (blurring along the whole path),
-    use :func:`jig.paths.blur` instead.
+    use :func:`jig.paths.blur` instead. ``axes`` and ``mode`` are as in
+    :func:`jig.paths.gaussian_blur`: an input whose first axis may be channels
+    (``(3, 28, 28)``) needs ``axes=(1, 2)``, and ``mode="constant"`` pads with zeros
+    (the baseline then darkens towards the edges) instead of reflecting.
 
     Example:
       >>> import jax.numpy as jnp, jig
@@ -213,7 +217,13 @@ def blurred(sigma: float = 10.0, *, axes: Sequence[int] = (0, 1), truncate: floa
     """
     sigma = _paths._check_sigma("sigma", sigma, allow_zero=False)
     axes = _paths._check_axes(axes)
-    return jax.jit(lambda x: _paths.gaussian_blur(x, sigma, axes=axes, truncate=truncate))
+    mode = _paths._check_mode("jig.baselines.blurred", mode)
+    radius = int(np.ceil(float(truncate) * sigma))
+
+    def baseline(x):
+        return jax.tree.map(lambda leaf: _paths._blur_leaf(leaf, sigma, axes, radius, mode, "jig.baselines.blurred"), x)
+
+    return jax.jit(baseline)
 
 
 def _dataset(data, what: str):

@@ -82,3 +82,90 @@ def test_bad_layout_value():
         viz.heatmap(CHW, layout="chw")
     with pytest.raises(ValueError, match=r"jig.viz.grid: layout must be one of \['CHW', 'HWC'\], got 'NCHW'"):
         viz.grid({"ig": CHW[None]}, layout="NCHW")
+
+
+# ----------------------------------------------------------------------- blur: layout and padding
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import jig  # noqa: E402
+
+BLUR_ASK = (r"{}: axes must be given for {} of shape \({}\), got None \(the default \(0, 1\)\); .* pass "
+            r"axes=\(1, 2\) to blur a CHW image")
+
+
+def _image(shape, seed=1):
+    return np.random.default_rng(seed).uniform(size=shape).astype(np.float32)
+
+
+def test_gaussian_blur_asks_for_axes_where_the_layout_is_in_doubt():
+    for shape in [(3, 12, 12), (1, 12, 12), (4, 9, 9), (1, 12, 12, 3)]:
+        with pytest.raises(ValueError, match=BLUR_ASK.format("jig.paths.gaussian_blur", "the input",
+                                                             ", ".join(map(str, shape)))):
+            jig.paths.gaussian_blur(_image(shape), 1.0)
+    # CHW with axes=(1, 2) is the HWC blur, moved
+    hwc = _image((12, 12, 3))
+    chw = np.moveaxis(hwc, -1, 0)
+    np.testing.assert_allclose(np.asarray(jig.paths.gaussian_blur(chw, 1.5, axes=(1, 2))),
+                               np.moveaxis(np.asarray(jig.paths.gaussian_blur(hwc, 1.5)), -1, 0), atol=1e-6)
+    # HW and HWC (and a flat HWC said explicitly) keep the default
+    blur = jax.jit(jig.paths.gaussian_blur, static_argnames=("axes", "radius"))
+    for shape in [(12, 12), (4, 4, 3), (3, 2, 8)]:
+        x = _image(shape)
+        np.testing.assert_array_equal(np.asarray(blur(x, 1.0, radius=3)), np.asarray(blur(x, 1.0, radius=3, axes=(0, 1))))
+    assert blur(_image((3, 12, 12)), 1.0, radius=3, axes=(0, 1)).shape == (3, 12, 12)
+
+
+def test_blur_path_and_blurred_baseline_ask_for_axes():
+    f = lambda x: jnp.sum(jnp.tanh(x) ** 2)  # noqa: E731
+    chw = _image((3, 10, 10))
+    with pytest.raises(ValueError, match=BLUR_ASK.format("jig.paths.blur", r"the attributed input \(leaf 0\)",
+                                                         "3, 10, 10")):
+        jig.ig(f, None, 8, path=jig.paths.blur(2.0))(chw)
+    with pytest.raises(ValueError, match=BLUR_ASK.format("jig.baselines.blurred", "the input", "3, 10, 10")):
+        jig.baselines.blurred(2.0)(chw)
+    # with axes=(1, 2) a CHW explanation is the HWC one, moved
+    hwc = np.moveaxis(chw, 0, -1)
+    a_chw = jig.ig(f, None, 8, path=jig.paths.blur(2.0, axes=(1, 2)))(chw)
+    a_hwc = jig.ig(f, None, 8, path=jig.paths.blur(2.0))(hwc)
+    np.testing.assert_allclose(np.moveaxis(np.asarray(a_chw), 0, -1), np.asarray(a_hwc), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(jig.baselines.blurred(2.0, axes=(1, 2))(chw)),
+                               np.moveaxis(np.asarray(jig.baselines.blurred(2.0)(hwc)), -1, 0), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "constant"])
+def test_blur_modes_equal_scipy(mode):
+    ndimage = pytest.importorskip("scipy.ndimage")
+    x = _image((12, 10, 3))
+    for sigma in (0.7, 2.0):
+        got = np.asarray(jax.jit(lambda x: jig.paths.gaussian_blur(x, sigma, truncate=4.0, mode=mode))(x))
+        want = ndimage.gaussian_filter(x, sigma=[sigma, sigma, 0], mode=mode, truncate=4.0)
+        np.testing.assert_allclose(got, want, atol=2e-6)
+    np.testing.assert_allclose(np.asarray(jig.baselines.blurred(1.5, truncate=4.0, mode=mode)(x)),
+                               ndimage.gaussian_filter(x, sigma=[1.5, 1.5, 0], mode=mode, truncate=4.0), atol=2e-6)
+
+
+def test_constant_mode_pads_with_zeros_and_reflect_keeps_mass():
+    ones = np.ones((9, 9), np.float32)
+    reflect = np.asarray(jig.paths.gaussian_blur(ones, 2.0))
+    constant = np.asarray(jig.paths.gaussian_blur(ones, 2.0, mode="constant"))
+    np.testing.assert_allclose(reflect, ones, atol=1e-6)  # a flat image stays flat
+    assert constant[4, 4] < 1.0 and constant[0, 0] < constant[0, 4] < constant[4, 4]  # darker to the edges
+    # the path's start is the zero-padded blur, and completeness holds against it
+    f = lambda x: jnp.sum(jnp.sin(3 * x) * x)  # noqa: E731
+    x = _image((9, 9))
+    A, delta = jig.ig(f, None, 64, path=jig.paths.blur(2.0, mode="constant"), return_delta=True)(x)
+    start = jig.paths.gaussian_blur(x, 2.0, mode="constant", radius=6)
+    assert abs(float(A.sum()) - float(f(x) - f(start))) < 2e-3 and abs(float(delta)) < 2e-3
+    A_reflect = jig.ig(f, None, 64, path=jig.paths.blur(2.0))(x)
+    assert np.abs(np.asarray(A) - np.asarray(A_reflect)).max() > 1e-2  # the modes differ at the edges
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match=r"jig.paths.blur: mode must be one of \['constant', 'reflect'\], got 'wrap'"):
+        jig.paths.blur(2.0, mode="wrap")
+    with pytest.raises(ValueError, match=r"jig.paths.gaussian_blur: mode must be one of .*got 'zeros'"):
+        jig.paths.gaussian_blur(np.ones((4, 4)), 1.0, mode="zeros")
+    with pytest.raises(ValueError, match=r"jig.baselines.blurred: mode must be one of .*got None"):
+        jig.baselines.blurred(1.0, mode=None)
