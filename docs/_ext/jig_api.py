@@ -72,7 +72,14 @@ def _summary(obj, attr_doc: list[str] | None) -> str:
     text = "\n".join(attr_doc) if attr_doc else _own_doc(obj)
     if not text and isinstance(obj, (str, int, float, tuple)) and len(repr(obj)) <= 60:
         return f"``{obj!r}``"
+    if not text and not inspect.isclass(obj) and not inspect.isroutine(obj):
+        return f"An instance of {_type_ref(obj)}."
     return " ".join(text.strip().split("\n\n")[0].split())
+
+
+def _type_ref(obj) -> str:
+    kind = type(obj)
+    return f"``{kind.__qualname__}``" if kind.__module__ == "builtins" else f":class:`~{kind.__module__}.{kind.__qualname__}`"
 
 
 def _entry(module: types.ModuleType, name: str, attr_doc: list[str] | None) -> str:
@@ -85,8 +92,7 @@ def _entry(module: types.ModuleType, name: str, attr_doc: list[str] | None) -> s
     if _is_function(obj):
         return f".. autofunction:: {full}\n"
     # data: a constant, a table, an instance (say what it is; its type's docstring is not its own)
-    kind = type(obj)
-    ref = f"``{kind.__qualname__}``" if kind.__module__ == "builtins" else f":class:`~{kind.__module__}.{kind.__qualname__}`"
+    ref = _type_ref(obj)
     value = repr(obj)
     lines = [f".. py:data:: {name}", ""]  # under ``currentmodule``: the short name
     if len(value) <= 70 and "<" not in value and "`" not in value:
