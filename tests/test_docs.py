@@ -171,6 +171,15 @@ def test_readme_keeps_the_quick_start_and_links_to_the_site():
             assert (ROOT / link).exists(), link
 
 
+def test_getting_started_shows_the_readme_quick_start(site):
+    import html
+
+    page = (site / "getting_started.html").read_text(encoding="utf-8")
+    text = html.unescape(re.sub(r"<[^>]+>", "", page))
+    for command in ['pip install -q -e ".[demo]" && jig demo', 'pip install -q -e ".[test]" && python -m pytest -n 2']:
+        assert command in text
+
+
 def test_api_generator_documents_each_kind_of_name():
     module = types.ModuleType("jig_fake", "A fake module.")
 
