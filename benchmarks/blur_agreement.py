@@ -16,9 +16,6 @@ over the largest saliency magnitude.
 Run in the peers' venv (it has saliency, scipy and scikit-image; jig from this checkout):
 
     ~/peers-venv/bin/python benchmarks/blur_agreement.py [--image astronaut|chelsea] [--steps 64]
-
-If ``jig.paths.blur`` has no ``mode=`` yet, the ``constant`` rows use a zero-padded blur
-path written here (``jig.paths.custom``), marked "(script)".
 """
 
 from __future__ import annotations
@@ -73,46 +70,6 @@ def make_cnn(seed: int = 0, classes: int = 10):
     return logits
 
 
-def constant_blur_path(max_sigma: float, truncate: float = 4.0):
-    """A blur path with zero padding, written here with ``jig.paths.custom`` (for a jig without ``mode=``)."""
-    import jax
-    import jax.numpy as jnp
-
-    import jig
-
-    radius = max(1, math.ceil(truncate * max_sigma))
-
-    def blur(x, sigma):
-        s = jnp.maximum(sigma, 0.05)  # jig's floor: the identity below 0.05 px
-        t = jnp.arange(-radius, radius + 1, dtype=x.dtype)
-        norm = jnp.sum(jnp.exp(-(t * t) / (2 * s * s)))
-        for axis in (0, 1):
-            n = x.shape[axis]
-            d = (jnp.arange(n)[None, :] - jnp.arange(n)[:, None]).astype(x.dtype)
-            m = jnp.where(jnp.abs(d) <= radius, jnp.exp(-(d * d) / (2 * s * s)) / norm, 0.0)
-            x = jnp.moveaxis(jnp.tensordot(m, x, axes=([1], [axis])), 0, axis)
-        return x
-
-    def gamma(alpha, x, baseline):
-        del baseline
-        return blur(x, (1.0 - alpha) * max_sigma)
-
-    del jax
-    return jig.paths.custom(gamma, needs_baseline=False)
-
-
-def jig_blur_path(max_sigma: float, mode: str):
-    """``jig.paths.blur(max_sigma, truncate=4, mode=mode)``, or the script's constant path if jig lacks ``mode``."""
-    import jig
-
-    try:
-        return jig.paths.blur(max_sigma, truncate=4.0, mode=mode), mode
-    except TypeError:
-        if mode == "reflect":
-            return jig.paths.blur(max_sigma, truncate=4.0), mode
-        return constant_blur_path(max_sigma), mode + " (script)"
-
-
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     from scipy.stats import spearmanr
 
@@ -148,10 +105,10 @@ def main(argv=None) -> int:
         ref = saliency.BlurIG().GetMask(x, call_model_function, max_sigma=max_sigma, steps=args.steps,
                                         grad_step=0.01, batch_size=args.steps)
         for mode in ("constant", "reflect"):
-            path, label = jig_blur_path(max_sigma, mode)
+            path = jig.paths.blur(max_sigma, truncate=4.0, mode=mode)
             a = np.asarray(jig.ig(f, None, args.steps, path=path, rule="riemann_right")(jnp.asarray(x)))
             rows.append({
-                "image": args.image, "max_sigma": max_sigma, "steps": args.steps, "mode": label,
+                "image": args.image, "max_sigma": max_sigma, "steps": args.steps, "mode": mode,
                 "spearman": spearman(a, ref), "spearman_channel_sum": spearman(a.sum(-1), ref.sum(-1)),
                 "max_rel_diff": float(np.abs(a - ref).max() / np.abs(ref).max()),
                 "sum_jig": float(a.sum()), "sum_saliency": float(ref.sum()),
@@ -161,7 +118,7 @@ def main(argv=None) -> int:
     print("| max_sigma | jig mode | Spearman (HWC) | Spearman (channel sums) | max abs diff / max abs saliency | sum jig | sum saliency |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['max_sigma']:g} | {r['mode']} | {r['spearman']:.4f} | {r['spearman_channel_sum']:.4f} | "
+        print(f"| {r['max_sigma']:g} | {r['mode']} | {r['spearman']:.6f} | {r['spearman_channel_sum']:.6f} | "
               f"{r['max_rel_diff']:.2e} | {r['sum_jig']:.4f} | {r['sum_saliency']:.4f} |")
     if args.json:
         with open(args.json, "w") as fh:
