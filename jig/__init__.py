@@ -7,9 +7,12 @@
 
 from jig import adaptive, baselines, engine, flax, guided, hoist, integrand, layers, paths, rules
 from jig import metrics
+from jig._frontend import Explainer
 from jig._ig import ig
+from jig.diagnostics import Diagnosis, diagnose
 from jig.adaptive import AdaptiveInfo
 from jig.sharding import explain_dataset, sharded
+from jig.smooth import smooth
 
 __version__ = "0.1.0"
 
@@ -32,4 +35,4 @@ def __dir__():
 
 # jig.viz, jig.equinox and jig.keras are public too, but left out of __all__ so that
 # `from jig import *` works without their optional dependencies.
-__all__ = ["ig", "baselines", "engine", "flax", "guided", "hoist", "integrand", "layers", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo", "metrics"]
+__all__ = ["ig", "Explainer", "diagnose", "Diagnosis", "diagnostics", "baselines", "engine", "flax", "guided", "hoist", "integrand", "layers", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo", "metrics", "smooth"]

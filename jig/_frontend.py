@@ -29,6 +29,7 @@ from jig import _checks, _static
 from jig._types import PyTree
 
 __all__ = [
+    "Explainer",
     "Method",
     "Options",
     "Problem",
@@ -310,7 +311,7 @@ def _select(caller, out, targets_kind, targets):
     return select, (k,), (lambda a, lead=0: a)
 
 
-def _prepare(options: Options, args, kwargs, scopes, baseline_in, targets_in, path) -> tuple[Problem, Any]:
+def prepare(options: Options, args, kwargs, scopes, baseline_in, targets_in, path) -> tuple[Problem, Any]:
     caller, argnums = options.caller, options.argnums
     multi = isinstance(argnums, tuple)
     x = tuple(args[i] for i in argnums) if multi else args[argnums]
@@ -349,7 +350,8 @@ def _prepare(options: Options, args, kwargs, scopes, baseline_in, targets_in, pa
     return Problem(F, xw, b, out_shape, restore, to_input, work, forward), same_dtypes
 
 
-def _finite(tree):
+def finite(tree):
+    """``True`` when every leaf of ``tree`` is finite (a traced bool)."""
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.bool_(True)
@@ -383,7 +385,7 @@ def _raise_nonfinite(caller, flags):
         raise FloatingPointError(_nonfinite_message(caller, flags))
 
 
-class _Call(NamedTuple):
+class Call(NamedTuple):
     """The static half of one call (hashable): options, method config, argument layout."""
 
     options: Options
@@ -394,7 +396,7 @@ class _Call(NamedTuple):
 
 
 @functools.partial(jax.jit, static_argnames=("call",))
-def _compiled(dyn, baseline_in, targets_in, params, *, call: _Call):
+def _compiled(dyn, baseline_in, targets_in, params, *, call: Call):
     options, method = call.options, call.method
     scopes: list = []
     args, kwargs = _static.merge(dyn, call.treedef, call.static, scopes)
@@ -404,7 +406,7 @@ def _compiled(dyn, baseline_in, targets_in, params, *, call: _Call):
         for i, s in pos_static:
             args.insert(i, s.value)
         kwargs = dict(kwargs, **{k: s.value for k, s in kw_static})
-    problem, plain_dtypes = _prepare(options, args, kwargs, scopes, baseline_in, targets_in, method.path)
+    problem, plain_dtypes = prepare(options, args, kwargs, scopes, baseline_in, targets_in, method.path)
     res = method.run(method.config, method.path, problem, params, plain_dtypes)
     total = res.total
     want_ends = options.return_delta or options.return_info or options.check_finite is not False
@@ -428,20 +430,18 @@ def _compiled(dyn, baseline_in, targets_in, params, *, call: _Call):
     attributions = problem.restore(problem.to_input(total))
     flags = None
     if options.check_finite is not False:
-        ok = _finite(total)
+        ok = finite(total)
         flags = jnp.stack([
-            _finite(problem.x),
-            _finite(problem.baseline) if problem.baseline is not None else jnp.bool_(True),
-            _finite(f_x), _finite(f_start), ok,
+            finite(problem.x),
+            finite(problem.baseline) if problem.baseline is not None else jnp.bool_(True),
+            finite(f_x), finite(f_start), ok,
         ])
-        if options.check_finite:
-            jax.debug.callback(functools.partial(_raise_nonfinite, options.caller), flags)
     if options.return_info:
         from jig.adaptive import AdaptiveInfo  # noqa: PLC0415 - the info type lives with the adaptive engine
 
         points = jnp.asarray(res.points, jnp.int32)
-        converged = jnp.isfinite(delta) if res.converged is None else res.converged
-        extra = AdaptiveInfo(problem.restore(delta), points, problem.restore(converged))
+        converged = jnp.all(jnp.isfinite(delta)) if res.converged is None else res.converged
+        extra = AdaptiveInfo(problem.restore(delta), points, converged)
     elif options.return_delta:
         extra = problem.restore(delta)
     else:
@@ -473,69 +473,96 @@ def _has_tracer(tree) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
 
 
-def explainer(options: Options, method: Method, baseline, targets, *, static_argnums=(), static_argnames=(),
-              doc: str | None = None, wraps: Callable | None = None) -> Callable[..., Any]:
-    """The explainer function a front-end returns: splits the call's arguments into
-    traced and static parts, runs the one compiled function, checks finiteness.
+class Explainer:
+    """The function a jig transform returns (``jig.ig(f, ...)``): call it like ``f``.
 
-    ``targets`` is the checked targets value (an array is traced); ``baseline`` the
-    array/pytree baseline (``None`` when ``options.baseline_fn`` is set or the path
-    needs none).
+    A small wrapper object rather than a closure, so that tools can read what it
+    explains (:func:`jig.diagnose` re-runs its path with diagnostics): ``options``
+    (the shared front-end options), ``method`` (path, configuration, run), the
+    ``baseline`` and ``targets`` given at construction. Calling it splits the
+    arguments into traced and static parts, runs the one compiled function, and
+    (on eager calls) checks that the result is finite.
     """
-    argnums = options.argnums
-    needed = max(argnums) if isinstance(argnums, tuple) else argnums
-    caller = options.caller
-    params = method.path.params
-    targets_arg = None if targets is None or isinstance(targets, str) else targets
-    concrete_targets = None if targets_arg is None or _has_tracer(targets_arg) else np.asarray(targets_arg)
-    sizes: dict = {}
 
-    def explain(*args, **kwargs):
+    def __init__(self, options: Options, method: Method, baseline, targets, static_argnums=(), static_argnames=(),
+                 doc: str | None = None, wraps: Callable | None = None):
+        self.options, self.method, self.baseline = options, method, baseline
+        self.targets = targets
+        self.static_argnums, self.static_argnames = tuple(static_argnums), tuple(static_argnames)
+        self._targets_arg = None if targets is None or isinstance(targets, str) else targets
+        self._concrete_targets = (
+            None if self._targets_arg is None or _has_tracer(self._targets_arg) else np.asarray(self._targets_arg)
+        )
+        self._sizes: dict = {}
+        if wraps is not None:
+            functools.update_wrapper(self, wraps, updated=())
+        if doc is not None:
+            self.__doc__ = doc
+
+    def split_call(self, args, kwargs) -> Call:
+        """The static half of a call, and its traced leaves: ``(call, dyn)``."""
+        options = self.options
+        argnums, caller = options.argnums, options.caller
+        needed = max(argnums) if isinstance(argnums, tuple) else argnums
         if needed >= len(args):
             raise TypeError(
                 f"{caller}: argnums={argnums} names positional argument {needed}, but the "
                 f"explainer was called with {len(args)} positional argument(s)"
             )
         pos_static, kw_static = [], []
-        if static_argnums or static_argnames:
+        if self.static_argnums or self.static_argnames:
             args_l = list(args)
-            for i in sorted(static_argnums, reverse=True):
+            for i in sorted(self.static_argnums, reverse=True):
                 if i < len(args_l):
                     pos_static.append((i, _hashable(caller, f"static argument {i}", args_l.pop(i))))
-            for k in static_argnames:
+            for k in self.static_argnames:
                 if k in kwargs:
                     kw_static.append((k, _hashable(caller, f"static argument {k!r}", kwargs[k])))
-            kwargs = {k: v for k, v in kwargs.items() if k not in static_argnames}
+            kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
             args = tuple(args_l)
             pos_static.sort()
         dyn, treedef, static = _static.partition((args, kwargs))
-        call = _Call(options, method, treedef, static, (tuple(pos_static), tuple(kw_static)))
-        if concrete_targets is not None:
-            _check_target_range(caller, call, dyn, baseline, targets_arg, params, concrete_targets, sizes)
+        call = Call(options, self.method, treedef, static, (tuple(pos_static), tuple(kw_static)))
+        if self._concrete_targets is not None:
+            _check_target_range(caller, call, dyn, self._concrete_targets, self._sizes)
+        return call, dyn
+
+    def __call__(self, *args, **kwargs):
+        options = self.options
+        call, dyn = self.split_call(args, kwargs)
         try:
-            attributions, extra, flags = _compiled(dyn, baseline, targets_arg, params, call=call)
+            attributions, extra, flags = _compiled(dyn, self.baseline, self._targets_arg, self.method.path.params,
+                                                   call=call)
         except (jax.errors.ConcretizationTypeError, jax.errors.TracerIntegerConversionError,
                 jax.errors.TracerBoolConversionError, IndexError) as e:
             ints = [i for i, a in enumerate(args) if isinstance(a, int) and not isinstance(a, bool)]
-            if ints and "Tracer" in f"{type(e).__name__} {e}" or ints and isinstance(e, IndexError):
+            if ints:
                 raise TypeError(
-                    f"{caller}: f used a traced value where Python needs a concrete one (a shape, "
-                    f"a slice bound, an if). Positional argument(s) {ints} are Python ints, which "
-                    f"jig traces like arrays; if f uses them as shapes or bounds, mark them static: "
-                    f"static_argnums={tuple(ints) if len(ints) > 1 else ints[0]}"
+                    f"{options.caller}: f used a traced value where Python needs a concrete one (a "
+                    f"shape, a slice bound, an if). Positional argument(s) {ints} are Python ints, "
+                    f"which jig traces like arrays; if f uses them as shapes or bounds, mark them "
+                    f"static: static_argnums={tuple(ints) if len(ints) > 1 else ints[0]}"
                 ) from e
             raise
-        if flags is not None and options.check_finite is not False and not _has_tracer(flags):
-            _raise_nonfinite(caller, flags)
+        if flags is not None and options.check_finite is not False:
+            if not _has_tracer(flags):
+                _raise_nonfinite(options.caller, flags)  # an eager call: a catchable FloatingPointError
+            elif options.check_finite:  # under the caller's jit/vmap: a callback staged into their program
+                jax.debug.callback(functools.partial(_raise_nonfinite, options.caller), flags)
         if options.return_delta or options.return_info:
             return attributions, extra
         return attributions
 
-    if wraps is not None:
-        explain = functools.wraps(wraps)(explain)
-    if doc is not None:
-        explain.__doc__ = doc
-    return explain
+    def __repr__(self):
+        return f"<jig explainer: {self.__doc__ or self.options.caller}>"
+
+
+def explainer(options: Options, method: Method, baseline, targets, *, static_argnums=(), static_argnames=(),
+              doc: str | None = None, wraps: Callable | None = None) -> Explainer:
+    """The :class:`Explainer` a front-end returns. ``targets`` is the checked targets
+    value (an array is traced); ``baseline`` the array/pytree baseline (``None`` when
+    ``options.baseline_fn`` is set or the path needs none)."""
+    return Explainer(options, method, baseline, targets, static_argnums, static_argnames, doc, wraps)
 
 
 def _hashable(caller, what, value):
@@ -548,12 +575,9 @@ def _hashable(caller, what, value):
     return s
 
 
-def _check_target_range(caller, call, dyn, baseline, targets, params, concrete, sizes):
-    key = (call.treedef, call.static, call.static_args,
-           tuple((jnp.shape(a), jnp.result_type(a)) for a in dyn))
+def _check_target_range(caller, call, dyn, concrete, sizes):
+    key = (call.treedef, call.static, call.static_args, tuple((jnp.shape(a), jnp.result_type(a)) for a in dyn))
     if key not in sizes:
-        options = call.options._replace(targets="all", return_delta=False, return_info=False, check_finite=False)
-
         def probe(dyn):
             scopes: list = []
             args, kwargs = _static.merge(dyn, call.treedef, call.static, scopes)
@@ -563,12 +587,12 @@ def _check_target_range(caller, call, dyn, baseline, targets, params, concrete, 
                 args.insert(i, s.value)
             kwargs = dict(kwargs, **{k: s.value for k, s in kw_static})
             with _static.entered(scopes):
-                return jnp.asarray(options.f.value(*args, **kwargs))
+                return jnp.asarray(call.options.f.value(*args, **kwargs))
 
         sizes[key] = jax.eval_shape(probe, dyn).shape
     shape = sizes[key]
-    if len(shape) == 1 and (concrete.size and (concrete.max() >= shape[0] or concrete.min() < 0)):
+    if len(shape) == 1 and concrete.size and (concrete.max() >= shape[0] or concrete.min() < 0):
         raise _checks.fail(
             caller, "targets", f"indices in [0, {shape[0]}) (f returns {shape[0]} outputs)",
-            concrete.tolist(), raw=False,
+            str(concrete.tolist()), raw=True,
         )

@@ -23,7 +23,7 @@ from jig import hoist as _hoist
 from jig import integrand as _integrand
 from jig import paths as _paths
 from jig import rules as _rules
-from jig._types import ArgNums, Baseline, Explainer, Targets
+from jig._types import ArgNums, Baseline, Targets
 
 __all__ = ["ig", "IGConfig", "check_path", "check_chunk_size", "check_mesh", "run"]
 
@@ -150,7 +150,7 @@ def ig(
     hoist: bool = True,
     static_argnums: int | tuple[int, ...] | None = None,
     static_argnames: str | tuple[str, ...] | None = None,
-) -> Explainer:
+) -> _frontend.Explainer:
     """Integrated Gradients of ``f``: a function transform, like :func:`jax.grad`.
 
     Returns a jit-compiled function with the signature of ``f`` that computes, for

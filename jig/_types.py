@@ -15,7 +15,7 @@ Baseline = Union[float, jax.Array, PyTree, Callable[[PyTree], PyTree], None]
 ArgNums = Union[int, Sequence[int]]
 #: ``None`` (``f`` returns a scalar), ``"all"`` (every output) or an int array ``(K,)``.
 Targets = Union[None, str, jax.Array, Sequence[int]]
-#: An explainer: the function a jig transform returns.
+#: An explainer: the callable a jig transform returns (see jig.Explainer).
 Explainer = Callable[..., Any]
 
 __all__ = ["PyTree", "Baseline", "ArgNums", "Targets", "Explainer"]

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Callable, Sequence
@@ -702,6 +703,20 @@ def custom(
     """
     if not callable(gamma):
         raise TypeError(f"custom: gamma must be a callable (alpha, x, baseline) -> point, got {gamma!r}")
+    wanted = "(alpha, x, baseline, params)" if params is not None else "(alpha, x, baseline)"
+    try:
+        signature = inspect.signature(gamma)
+    except (TypeError, ValueError):  # builtins and some C callables have none: called as is
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(*range(4 if params is not None else 3))
+        except TypeError:
+            raise TypeError(
+                f"jig.paths.custom: gamma must accept {wanted}, but its signature is "
+                f"{getattr(gamma, '__name__', 'gamma')}{signature}"
+                + ("" if params is not None else "; pass params=... for a path with parameters")
+            ) from None
     for name, value in (("rtol", rtol), ("atol", atol)):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
             raise ValueError(f"custom: {name} must be a float >= 0, got {value!r}")
