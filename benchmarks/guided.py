@@ -11,12 +11,18 @@ saliency 0.2.1 calls ``np.quantile(..., interpolation=...)``, removed in NumPy 2
 this script wraps ``np.quantile`` (in this process only) to pass ``method=`` instead.
 
 Run (needs the peers' venv, see /work/shared/PEERS.md):
-    ~/peers-venv/bin/python benchmarks/guided.py [--reps 7] [--sizes 32 64]
+    ~/peers-venv/bin/python benchmarks/guided.py [--reps 7] [--sizes 32 64] [--unroll 1 True]
+
+``--unroll`` times jig once per value of ``jig.guided.walk``'s ``unroll`` (``default``:
+as ``jig.ig`` calls it), each against saliency in the same interleaved run, and reports
+the compile time (first call) of each.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import time
 import json
 import os
 import sys
@@ -80,7 +86,7 @@ def _patch_quantile():
     np.quantile = patched
 
 
-def compare(size: int, reps: int) -> dict:
+def compare(size: int, reps: int, unrolls=("default",)) -> dict:
     import saliency.core as saliency
 
     _patch_quantile()
@@ -98,15 +104,26 @@ def compare(size: int, reps: int) -> dict:
         return gig.GetMask(x, call_model, x_baseline=np.zeros_like(x), x_steps=STEPS,
                            fraction=FRACTION, max_dist=MAX_DIST)
 
-    explain = jax.jit(jig.ig(lambda z, p: logits(z, p)[t], 0.0, STEPS, rule="riemann_right",
-                             path=jig.paths.guided(fraction=FRACTION, max_dist=MAX_DIST)))
     xj = jnp.asarray(x)
-
-    def run_jig():
-        return explain(xj, params)
+    runs, compile_s = {}, {}
+    for u in unrolls:
+        walk = jig.guided.walk
+        if u != "default":  # the walk is traced (and this setting read) on the first call
+            jig.guided.walk = functools.partial(walk, unroll=True if u == "True" else int(u))
+        try:
+            explain = jax.jit(jig.ig(lambda z, p: logits(z, p)[t], 0.0, STEPS, rule="riemann_right",
+                                     path=jig.paths.guided(fraction=FRACTION, max_dist=MAX_DIST)))
+            t0 = time.perf_counter()
+            _timing.block(explain(xj, params))
+            compile_s[u] = time.perf_counter() - t0
+        finally:
+            jig.guided.walk = walk
+        runs[f"jig[unroll={u}]"] = functools.partial(explain, xj, params)
 
     a_sal = np.asarray(run_saliency(), np.float64)
-    a_jig = np.asarray(run_jig(), np.float64)
+    a_jig = np.asarray(runs[f"jig[unroll={unrolls[0]}]"](), np.float64)
+    for name, run in runs.items():  # every setting computes the same numbers
+        np.testing.assert_allclose(np.asarray(run()), a_jig, rtol=0, atol=1e-6 * np.abs(a_jig).max())
     scale = float(np.max(np.abs(a_sal)))
     diff = np.abs(a_sal - a_jig)
     agree = {
@@ -120,11 +137,13 @@ def compare(size: int, reps: int) -> dict:
     if not (agree["correlation"] > 0.999 and agree["fraction_within_1e-4"] > 0.99):
         raise AssertionError(f"{size}x{size}x3: jig and saliency Guided IG differ: {agree}")
     load0 = os.getloadavg()
-    res = _timing.interleaved({"jig": run_jig, "saliency": run_saliency}, reps=reps)
+    res = _timing.interleaved({**runs, "saliency": run_saliency}, reps=reps)
     load1 = os.getloadavg()
-    return {"shape": [size, size, 3], "steps": STEPS, "agreement": agree,
-            "jig_s": res["jig"]["median_s"], "saliency_s": res["saliency"]["median_s"],
-            "speedup": res["saliency"]["median_s"] / res["jig"]["median_s"],
+    sal = res["saliency"]["median_s"]
+    return {"shape": [size, size, 3], "steps": STEPS, "agreement": agree, "saliency_s": sal,
+            "jig": {name: {"s": res[name]["median_s"], "speedup": sal / res[name]["median_s"],
+                           "first_call_s": compile_s[name[len("jig[unroll="):-1]]}
+                    for name in runs},
             "loadavg_start_end": [round(load0[0], 2), round(load1[0], 2)]}
 
 
@@ -132,13 +151,19 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    p.add_argument("--unroll", nargs="+", default=["default"])
     args = p.parse_args(argv)
-    out = {"machine": _timing.machine(), "runs": [compare(s, args.reps) for s in args.sizes]}
+    out = {"machine": _timing.machine(),
+           "runs": [compare(s, args.reps, tuple(args.unroll)) for s in args.sizes]}
     print(json.dumps(out, indent=1))
     for r in out["runs"]:
-        print(f"{r['shape']}: jig {r['jig_s'] * 1e3:.1f} ms, saliency {r['saliency_s'] * 1e3:.1f} ms, "
-              f"{r['speedup']:.2f}x; max diff {r['agreement']['max_abs_diff_rel']:.1e} of max|A|, "
-              f"corr {r['agreement']['correlation']:.6f}; load {r['loadavg_start_end']}")
+        a = r["agreement"]
+        print(f"{r['shape']}: saliency {r['saliency_s'] * 1e3:.1f} ms; max diff "
+              f"{a['max_abs_diff_rel']:.1e} of max|A|, corr {a['correlation']:.7f}; "
+              f"load {r['loadavg_start_end']}")
+        for name, j in r["jig"].items():
+            print(f"  {name}: {j['s'] * 1e3:.1f} ms, {j['speedup']:.2f}x saliency "
+                  f"(first call {j['first_call_s']:.1f} s)")
     return out
 
 
