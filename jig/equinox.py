@@ -54,6 +54,7 @@ import jax  # noqa: E402
 from jax.extend.core import get_opaque_trace_state  # noqa: E402
 
 from jig import _checks  # noqa: E402
+from jig import layers as _layers  # noqa: E402
 from jig._types import Baseline, Explainer, PyTree  # noqa: E402
 
 __all__ = ["Split", "split", "layer_ig", "submodules"]
@@ -338,7 +339,8 @@ def layer_ig(
     def top(params, x, h, rest, *args, **kwargs):
         return s.top(eqx.combine(params, rest.tree), x, h, *args, **kwargs)
 
-    inner = _layer_ig(bottom, top, f, baseline, steps, baseline_input=baseline_input, caller=caller, **options)
+    inner = _layers.layer_ig(bottom, top, f, baseline, steps, baseline_input=baseline_input, caller=caller,
+                             name=s.where, **options)
 
     def explain(model, x, *args, **kwargs):
         _check_model(f"{caller} explainer", model)
@@ -380,45 +382,3 @@ def _same(a, b) -> bool:
         return bool(a == b)
     except Exception:  # noqa: BLE001 - values whose == is not a bool
         return False
-
-
-# --------------------------------------------------------------------------- TEMPORARY
-# A minimal stand-in for jig.layers.layer_ig until it lands (then this goes).
-
-def _layer_ig(bottom, top, f=None, baseline=None, steps=50, *, baseline_input=None, caller="", **options):
-    import jax.numpy as jnp
-
-    from jig import flax as _flax
-    from jig._core import ig, merge_static, partition_static
-
-    if baseline is not None and baseline_input is not None:
-        raise _checks.fail(caller, "baseline", "None when baseline_input is given", baseline, "give one of them")
-    path = options.get("path")
-    if baseline is None and baseline_input is None:
-        baseline = 0.0 if path is None or getattr(path, "needs_baseline", True) else None
-    return_delta = options.get("return_delta", False)
-
-    def run(dyn, *, treedef, static):
-        params, x, args, kwargs = merge_static(dyn, treedef, static)
-        h = bottom(params, x, *args, **kwargs)
-        if baseline_input is None:
-            hb = baseline
-        else:
-            xb = baseline_input(x) if callable(baseline_input) else baseline_input
-            hb = bottom(params, xb, *args, **kwargs)
-
-        def F(h, params, x, args, kwargs):
-            out = top(params, x, h, *args, **kwargs)
-            return out if f is None else f(out)
-
-        out = ig(F, hb, steps, **options)(h, params, x, args, kwargs)
-        A, delta = out if return_delta else (out, None)
-        return _flax.LayerAttribution(A, jax.tree.map(lambda a: jnp.sum(a, axis=-1), A), delta)
-
-    compiled = jax.jit(run, static_argnames=("treedef", "static"))
-
-    def explain(params, x, *args, **kwargs):
-        dyn, treedef, static = partition_static((params, x, args, kwargs))
-        return compiled(dyn, treedef=treedef, static=static)
-
-    return explain
