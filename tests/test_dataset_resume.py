@@ -267,14 +267,14 @@ def test_killed_run_resumes_from_the_last_completed_batch(tmp_path):
     assert set(range(done * BATCH)) <= set(first)
     assert not any(r >= 6 * BATCH for r in first)  # nothing past the held batch ran
 
-    _wait(_start(tmp_path, "A", -1, resume=True))
-    second = _logged(tmp_path, 0)
+    second: list = []
+    _run(second, *_data(), str(tmp_path / "A0.npy"), resume=True)  # resumed here, on one device
     # the resumed run computed exactly the batches not recorded as done, each row once
     assert sorted(second) == list(range(done * BATCH, ROWS))
     assert _done(tmp_path, "A", 0) == ROWS // BATCH
 
     calls: list = []
-    _run(calls, *_data(), str(tmp_path / "B0.npy"))  # an uninterrupted run, here on one device
+    _run(calls, *_data(), str(tmp_path / "B0.npy"))  # an uninterrupted run
     assert sorted(calls) == list(range(ROWS))
     resumed, straight = np.load(tmp_path / "A0.npy"), np.load(tmp_path / "B0.npy")
     np.testing.assert_array_equal(resumed, straight)  # row for row, bit for bit
