@@ -9,6 +9,8 @@ from jig import adaptive, baselines, engine, flax, guided, hoist, integrand, lay
 from jig import metrics
 from jig._frontend import Explainer
 from jig._ig import ig
+from jig.idgi import idgi
+from jig.interactions import interactions
 from jig.diagnostics import Diagnosis, diagnose
 from jig.adaptive import AdaptiveInfo
 from jig.sharding import explain_dataset, sharded
@@ -35,4 +37,4 @@ def __dir__():
 
 # jig.viz, jig.equinox and jig.keras are public too, but left out of __all__ so that
 # `from jig import *` works without their optional dependencies.
-__all__ = ["ig", "Explainer", "diagnose", "Diagnosis", "diagnostics", "baselines", "engine", "flax", "guided", "hoist", "integrand", "layers", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo", "metrics", "smooth"]
+__all__ = ["ig", "idgi", "interactions", "Explainer", "diagnose", "Diagnosis", "diagnostics", "baselines", "engine", "flax", "guided", "hoist", "integrand", "layers", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo", "metrics", "smooth"]
