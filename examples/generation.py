@@ -63,7 +63,8 @@ def load(*, vocab_size: int, length: int, limit: int | None = None):
     return vocab, table, ids
 
 
-def train(table, ids, *, epochs: int, seed: int, dim: int, layers: int, batch: int = 64, log=print) -> nnx.Module:
+def train(table, ids, *, epochs: int, seed: int, dim: int, layers: int, batch: int = 64, multiple: int = 16,
+          log=print) -> nnx.Module:
     """The causal LM, trained on next-token cross-entropy (padding targets masked)."""
     model = _text.Transformer(table, outputs=table.shape[0], dim=dim, heads=4, layers=layers, hidden=2 * dim,
                               max_len=ids.shape[1], dropout=0.1, embed_dropout=0.0, causal=True,
@@ -72,7 +73,7 @@ def train(table, ids, *, epochs: int, seed: int, dim: int, layers: int, batch: i
 
     def batches(epoch):
         rng = np.random.default_rng([seed, epoch])
-        for rows, length in _text.length_batches(lengths, batch, rng):
+        for rows, length in _text.length_batches(lengths, batch, rng, multiple):
             x = ids[rows, :length]
             yield x, x
 
@@ -167,20 +168,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--prompt", default=PROMPT, help=f"the prompt (default {PROMPT!r})")
     p.add_argument("--new", type=int, default=8, help="tokens to generate (default 8)")
     p.add_argument("--quick", action="store_true",
-                   help="reduced form for tests: a tiny 1-layer model on 800 sentences, 1 epoch, 8 steps")
+                   help="reduced form for tests: a tiny 1-layer model on 800 sentences, 1 epoch, 32 steps")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 6; 1 with --quick)")
-    p.add_argument("--steps", type=int, default=None, help="IG nodes (default 64; 8 with --quick)")
+    p.add_argument("--steps", type=int, default=None, help="IG nodes (default 64; 32 with --quick)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     q = args.quick
     epochs = args.epochs or (1 if q else 6)
-    steps = args.steps or (8 if q else 64)
+    steps = args.steps or (32 if q else 64)
     if min(epochs, steps, args.new) < 1:
         p.error("--epochs, --steps and --new must be >= 1")
     t0 = time.perf_counter()
-    vocab, table, ids = load(vocab_size=1000 if q else 6000, length=48, limit=800 if q else None)
+    length = 32 if q else 48
+    vocab, table, ids = load(vocab_size=1000 if q else 6000, length=length, limit=800 if q else None)
     print(f"corpus: {len(ids)} Rotten Tomatoes sentences; vocabulary {len(vocab.words)} tokens (GloVe 50-d rows)")
-    model = train(table, ids, epochs=epochs, seed=args.seed, dim=32 if q else 64, layers=1 if q else 2)
+    model = train(table, ids, epochs=epochs, seed=args.seed, dim=32 if q else 64, layers=1 if q else 2,
+                  multiple=length if q else 16)
     t_train = time.perf_counter() - t0
     print(f"trained {_text.count_params(model):,} parameters in {t_train:.0f} s")
 
@@ -230,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         fh.write(page)
     total = time.perf_counter() - t0
     print(f"wrote {png} and {page_path}  (training {t_train:.0f} s, total {total:.0f} s)")
-    return {"tokens": tokens, "start": start, "scores": scores, "deltas": deltas, "logps": logps,
+    return {"model": model, "vocab": vocab, "tokens": tokens, "start": start, "scores": scores, "deltas": deltas, "logps": logps,
             "single_scores": single_scores, "single_deltas": single_deltas, "png": png, "html": page_path,
             "train_seconds": t_train, "explain_seconds": t_explain}
 

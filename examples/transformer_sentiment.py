@@ -93,7 +93,7 @@ def load(*, seed: int, imdb: int, length: int = 72, imdb_length: int = 64, vocab
 
 
 def train(data: Data, *, epochs: int, seed: int, batch: int = 64, lr: float = 2e-3, dim: int = 64,
-          layers: int = 2, log=print) -> nnx.Module:
+          layers: int = 2, multiple: int = 16, log=print) -> nnx.Module:
     """The transformer, trained with word dropout, dropout and AdamW; returns it (evaluation = no key)."""
     model = _text.Transformer(data.table, outputs=2, dim=dim, heads=4, layers=layers, hidden=2 * dim,
                               dropout=0.1, embed_dropout=0.1, rngs=nnx.Rngs(seed))
@@ -101,7 +101,7 @@ def train(data: Data, *, epochs: int, seed: int, batch: int = 64, lr: float = 2e
 
     def batches(epoch):
         rng = np.random.default_rng([seed, epoch])
-        for rows, length in _text.length_batches(lengths, batch, rng):
+        for rows, length in _text.length_batches(lengths, batch, rng, multiple):
             yield data.x_train[rows, :length], data.y_train[rows]
 
     def loss(m, x, y, key):
@@ -141,18 +141,20 @@ def explainers(model: nnx.Module, *, steps: int, anchors: int, dig_steps: int, g
     }
 
 
-def explain(model, explain_fn, ids: np.ndarray, batch: int = 32):
+def explain(model, explain_fn, ids: np.ndarray, batch: int = 16):
     """Token scores ``(N, T)`` and deltas ``(N,)`` of one explainer over a batch of id rows."""
     state = nnx.state(model)
     run = jax.jit(jax.vmap(explain_fn, in_axes=(None, 0)))
     scores, deltas = [], []
     for i in range(0, len(ids), batch):
         part = _trim(ids[i : i + batch])
+        n = len(part)
+        part = np.concatenate([part, np.zeros((batch - n, part.shape[1]), part.dtype)])  # one shape: one compile
         res = run(state, part)
-        s = np.zeros((len(part), ids.shape[1]), np.float32)
-        s[:, : part.shape[1]] = np.asarray(res.token_scores)
+        s = np.zeros((n, ids.shape[1]), np.float32)
+        s[:, : part.shape[1]] = np.asarray(res.token_scores)[:n]
         scores.append(s)
-        deltas.append(np.asarray(res.delta))
+        deltas.append(np.asarray(res.delta)[:n])
     return np.concatenate(scores), np.concatenate(deltas)
 
 
@@ -212,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--out", default="transformer-out", help="folder for the HTML and PNG (created)")
     p.add_argument("--quick", action="store_true",
                    help="reduced form for tests: a 1-layer model, 800 training sentences, 1 epoch, few steps and sentences")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 3; 1 with --quick)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 2; 1 with --quick)")
     p.add_argument("--imdb", type=int, default=None, help="IMDB reviews added to training (default 25000; 0 with --quick)")
     p.add_argument("--steps", type=int, default=None, help="straight-line IG nodes (default 64; 8 with --quick)")
     p.add_argument("--anchors", type=int, default=None, help="DIG anchors per token (default 30; 4 with --quick)")
@@ -220,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     q = args.quick
-    epochs = args.epochs or (1 if q else 3)
+    epochs = args.epochs or (1 if q else 2)
     imdb = (0 if q else 25000) if args.imdb is None else args.imdb
     steps = args.steps or (8 if q else 64)
     anchors = args.anchors or (4 if q else 30)
@@ -236,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         data = data._replace(x_train=data.x_train[:800], y_train=data.y_train[:800])
     print(f"corpus: {len(data.x_train)} training rows ({imdb} of them IMDB reviews), {len(data.x_test)} "
           f"held-out Rotten Tomatoes sentences; vocabulary {len(data.vocab.words)} tokens (GloVe 50-d rows)")
-    model = train(data, epochs=epochs, seed=args.seed, dim=32 if q else 64, layers=1 if q else 2)
+    model = train(data, epochs=epochs, seed=args.seed, dim=32 if q else 64, layers=1 if q else 2,
+                  multiple=length if q else 16)
     t_train = time.perf_counter() - t0
     acc = float(np.mean(predict(model, data.x_test).argmax(1) == data.y_test))
     print(f"trained {_text.count_params(model):,} parameters in {t_train:.0f} s; "
@@ -306,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     fig.savefig(png_path, dpi=90)
     total = time.perf_counter() - t0
     print(f"wrote {html_path} and {png_path}  (training {t_train:.0f} s, explaining {t_explain:.0f} s, total {total:.0f} s)")
-    return {"accuracy": acc, "html": html_path, "png": png_path, "tokens": token_lists, "probabilities": probs,
+    return {"model": model, "vocab": data.vocab, "accuracy": acc, "html": html_path, "png": png_path, "tokens": token_lists, "probabilities": probs,
             "scores": {n: s for n, (s, _) in shown.items()}, "deltas": {n: d for n, (_, d) in shown.items()},
             "table": table_rows, "seed_scores": seed_scores, "train_seconds": t_train, "explain_seconds": t_explain}
 
