@@ -10,6 +10,7 @@ without editing the docs. A module whose optional dependency is missing (say
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import os
@@ -267,7 +268,50 @@ def drop_missing_pages(app, docname: str, source: list[str]) -> None:
             source[0] = re.sub(rf"^{page}\n", "", source[0], flags=re.M)
 
 
+NOT_TUTORIALS = {"make_gallery"}  # a maintenance script, not an example
+
+
+def example_pages(app) -> None:
+    """``tutorials/more_<name>.md`` for each example script that has no tutorial page of its own.
+
+    Such a page shows the script's docstring and source; it does not run the script (the
+    tutorial pages run theirs, in reduced form, when the site is built).
+    """
+    here = os.path.join(app.srcdir, "tutorials")
+    examples = os.path.join(os.path.dirname(app.srcdir), "examples")
+    names = sorted(n[:-3] for n in os.listdir(examples) if n.endswith(".py") and not n.startswith("_"))
+    wanted = {}
+    for name in names:
+        if name in NOT_TUTORIALS or os.path.exists(os.path.join(here, f"{name}.md")):
+            continue
+        with open(os.path.join(examples, f"{name}.py"), encoding="utf-8") as f:
+            doc = ast.get_docstring(ast.parse(f.read())) or ""
+        title, _, rest = doc.partition("\n\n")
+        wanted[f"more_{name}.md"] = (
+            f"# {' '.join(title.split()) or name}\n\n"
+            f"`examples/{name}.py` is not run when this site is built (it takes minutes even in its\n"
+            f"reduced form); run it from a clone of the repository with `python examples/{name}.py --help`.\n\n"
+            f"```text\n{rest.strip()}\n```\n\n"
+            f"## The script\n\n```{{literalinclude}} ../../examples/{name}.py\n:language: python\n```\n"
+        )
+    for stale in {n for n in os.listdir(here) if n.startswith("more_") and n.endswith(".md")} - set(wanted):
+        os.remove(os.path.join(here, stale))
+    for page, text in wanted.items():
+        _write(os.path.join(here, page), text)
+
+
+def list_more_examples(app, docname: str, source: list[str]) -> None:
+    """Put the generated example pages into the tutorials' toctree (the line ``more_examples``)."""
+    if docname != "tutorials/index":
+        return
+    here = os.path.join(app.srcdir, "tutorials")
+    pages = sorted(n[:-3] for n in os.listdir(here) if n.startswith("more_") and n.endswith(".md"))
+    source[0] = re.sub(r"^more_examples\n", "".join(p + "\n" for p in pages), source[0], flags=re.M)
+
+
 def setup(app):
+    app.connect("builder-inited", example_pages)
+    app.connect("source-read", list_more_examples)
     app.connect("source-read", drop_missing_pages)
     app.connect("autodoc-process-docstring", widen_simple_tables)
     app.connect("autodoc-process-docstring", escape_plain_text)
