@@ -27,7 +27,7 @@ Example:
   >>> G = jig.interactions(f, 0.0, 2)(x)    # exact: f is quadratic
   >>> G.round(4).tolist()
   [[2.5, 1.5], [1.5, -7.5]]
-  >>> float(G.sum()), float(f(x))             # completeness: F(x) - F(0)
+  >>> round(float(G.sum()), 5), float(f(x))   # completeness: F(x) - F(0)
   (-2.0, -2.0)
 """
 
