@@ -33,7 +33,7 @@ class IGConfig(NamedTuple):
 
     rule: _rules.Rule | None  # None with adaptive steps
     steps: int
-    chunk_size: int | None
+    chunk_size: int | str | None  # "auto": chosen per compiled shape (jig.engine.auto_chunk)
     mesh: Any
     adaptive: _adaptive.Adaptive | None = None
     hoist: bool = True
@@ -51,13 +51,13 @@ def check_path(caller: str, path) -> _paths.Path:
     )
 
 
-def check_chunk_size(caller: str, chunk_size) -> int | None:
-    """``None`` or an int >= 1 (path points evaluated at once)."""
-    if chunk_size is None:
-        return None
+def check_chunk_size(caller: str, chunk_size) -> int | str | None:
+    """``"auto"``, ``None`` or an int >= 1 (path points evaluated at once)."""
+    if chunk_size is None or chunk_size == "auto":
+        return chunk_size
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int,)) and not hasattr(chunk_size, "__index__"):
         raise TypeError(
-            f"chunk_size must be None or a positive int (path points evaluated at "
+            f"chunk_size must be 'auto', None or a positive int (path points evaluated at "
             f"once), got {chunk_size!r} of type {type(chunk_size).__name__}"
         )
     if isinstance(chunk_size, float) or chunk_size < 1:
@@ -127,7 +127,13 @@ def run(config: IGConfig, path: _paths.Path, problem: _frontend.Problem, params,
     else:
         node0 = jax.tree.map(lambda a: a[0], nodes)
         it = _integrand.along_path(kernel, path, params, P.x, P.baseline, node0)
-    total = _engine.fixed(it, nodes, weights, chunk_size=config.chunk_size, mesh=config.mesh)
+    chunk_size = config.chunk_size
+    if chunk_size == "auto":
+        rest = P.F if split is None else split.rest
+        example = P.x if split is None else split.prefix(P.x)
+        nbytes, prims = _engine.profile(rest, example)
+        chunk_size = _engine.auto_chunk(weights.shape[0], nbytes, prims)
+    total = _engine.fixed(it, nodes, weights, chunk_size=chunk_size, mesh=config.mesh)
     return _frontend.Result(total, points=weights.shape[0])
 
 
@@ -140,7 +146,7 @@ def ig(
     rule: str | _rules.Rule = "gauss_legendre",
     argnums: ArgNums = 0,
     targets: Targets = None,
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = "auto",
     return_delta: bool = False,
     return_info: bool = False,
     check_finite: bool | None = None,
@@ -190,11 +196,14 @@ def ig(
         elements than ``K``). The array is traced, so under :func:`jax.vmap` each
         example may have its own. Out-of-range indices raise when known, and give NaN
         deltas when traced.
-      chunk_size: ``None`` evaluates all path points in one batch (memory grows
-        with ``steps``); an int evaluates that many at a time and keeps a running
-        weighted sum, so peak memory does not grow with ``steps``. Up to 8 chunks
-        are unrolled (on XLA:CPU often faster than one batch: ``steps // 8`` is a
-        good choice for conv nets), more run in a rolled loop (least memory).
+      chunk_size: ``"auto"`` (default) chooses per compiled shape
+        (:func:`jig.engine.auto_chunk`): a few unrolled chunks for models with
+        convolutions or window pooling (faster on XLA:CPU than one big batch), and
+        chunks whose activations fit a memory budget for every model, so memory does
+        not grow with ``steps``; otherwise all points at once. ``None`` evaluates all
+        path points in one batch (memory grows with ``steps``); an int evaluates that
+        many at a time and keeps a compensated running sum. Up to 8 chunks are
+        unrolled, more run in a rolled loop (least memory).
       return_delta: also return the completeness error
         ``delta = Σ A - (F(x) - F(γ(0)))`` (a float32 scalar, or shape ``S`` with
         ``targets``; float64 under x64), with a fixed rule or with ``tol`` alike.
@@ -262,7 +271,7 @@ def ig(
         rule(steps)  # checks steps against the rule, before anything is traced
     else:
         steps = _rules.check_steps(steps)
-        adaptive = _adaptive.configure(tol, steps, max_steps, rule, chunk_size)
+        adaptive = _adaptive.configure(tol, steps, max_steps, rule, None if chunk_size == "auto" else chunk_size)
         rule = None
     path = check_path(caller, path)
     argnums = _frontend.check_argnums(caller, argnums)

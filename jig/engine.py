@@ -31,14 +31,72 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jig.integrand import Integrand
 
-__all__ = ["fixed", "UNROLL_CHUNKS", "shard_leading", "auto_mesh"]
+__all__ = ["fixed", "auto_chunk", "profile", "UNROLL_CHUNKS", "MEMORY_BUDGET", "shard_leading", "auto_mesh"]
 
 #: Chunk loops of at most this many chunks are unrolled: a convolution's input gradient
 #: inside a rolled XLA:CPU while loop runs 3-4x slower (BUILD_NOTES).
 UNROLL_CHUNKS = 8
+
+
+#: Activation bytes the default chunk keeps per block (per example under ``jax.vmap``).
+MEMORY_BUDGET = 256 * 2**20
+
+# Operations whose gradients XLA:CPU runs several times slower on one large batch than
+# on a few smaller ones (BUILD_NOTES: "chunk_size on a conv net").
+_BATCH_SENSITIVE = frozenset({"conv_general_dilated", "reduce_window_max", "reduce_window",
+                              "select_and_scatter_add", "reduce_window_sum"})
+
+
+def profile(fn, *args) -> tuple[int, frozenset]:
+    """``(bytes, primitive names)``: the total size of every value ``fn`` computes at
+    ``args`` (its activations, nested calls included) and the primitives it uses."""
+    closed = jax.make_jaxpr(fn)(*args)
+    total, names = 0, set()
+
+    def walk(jaxpr):
+        nonlocal total
+        for eqn in jaxpr.eqns:
+            names.add(eqn.primitive.name)
+            for v in eqn.outvars:
+                aval = getattr(v, "aval", None)
+                if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                    total += int(np.prod(aval.shape, dtype=np.int64)) * np.dtype(aval.dtype).itemsize
+            for param in eqn.params.values():
+                inner = getattr(param, "jaxpr", param)
+                if hasattr(inner, "eqns"):
+                    walk(inner)
+
+    walk(closed.jaxpr)
+    return total, frozenset(names)
+
+
+def auto_chunk(n: int, bytes_per_point: int, primitives: frozenset) -> int | None:
+    """The default ``chunk_size`` for ``n`` path points (``None``: all at once).
+
+    - Models with convolutions or window pooling: at most :data:`UNROLL_CHUNKS`
+      unrolled chunks (``ceil(n / 8)`` points each): XLA:CPU runs their gradients
+      2-3x faster on a few mid-sized batches than on one large one.
+    - Any model: chunks small enough that one chunk's activations stay under
+      :data:`MEMORY_BUDGET`, so memory does not grow with ``steps``.
+    - Otherwise all points at once (dense models are fastest that way).
+
+    Example:
+      >>> from jig.engine import auto_chunk
+      >>> auto_chunk(64, 4096, frozenset({"dot_general"})), auto_chunk(64, 4096, frozenset({"conv_general_dilated"}))
+      (None, 8)
+      >>> auto_chunk(10**6, 4096, frozenset({"dot_general"}))   # bounded memory
+      65536
+    """
+    size = n
+    if primitives & _BATCH_SENSITIVE:
+        size = -(-n // UNROLL_CHUNKS)
+    cap = max(1, MEMORY_BUDGET // max(1, bytes_per_point))
+    size = min(size, cap)
+    return None if size >= n else int(size)
 
 
 def _add(carry, value):
