@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny settings (seconds), for tests")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    epochs, steps, n_show, n_train = (1, 8, 3, 512) if args.quick else (8, 64, 8, None)
+    epochs, steps, n_show, n_train = (1, 8, 3, 512) if args.quick else (20, 64, 8, None)
     os.makedirs(args.out, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
 
