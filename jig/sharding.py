@@ -540,6 +540,7 @@ def explain_dataset(
       >>> B = jig.explain_dataset(explain, xs, batch_size=4, progress=False, out=path, resume=True)
       >>> bool(np.array_equal(B, A))   # the run was complete: nothing computed again
       True
+      >>> import shutil; shutil.rmtree(os.path.dirname(path))
     """
     who = "jig.explain_dataset"
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
