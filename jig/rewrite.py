@@ -43,30 +43,75 @@ def _tiles(params: dict, shape: tuple[int, ...]) -> bool:
     )
 
 
-def tiled_max_pool(x: jax.Array, window: tuple[int, ...]) -> jax.Array:
-    """Max pooling with non-overlapping windows that tile ``x``: reshape, then max.
-
-    Equal to ``lax.reduce_window(x, -inf, lax.max, window, window, "VALID")`` when every
-    dimension of ``x`` is divisible by its window. At ties within a window the gradient
-    is shared equally by the tied entries (``reduce_window``'s goes to one of them).
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> from jig import rewrite
-      >>> x = jnp.arange(16.0).reshape(4, 4)
-      >>> rewrite.tiled_max_pool(x, (2, 2)).tolist()
-      [[5.0, 7.0], [13.0, 15.0]]
-    """
+def _split(shape: tuple[int, ...], window: tuple[int, ...]):
+    """The shape with each windowed dimension split in (blocks, window), and the window axes."""
     split, axes = [], []
-    for d, w in zip(x.shape, window):
+    for d, w in zip(shape, window):
         if w == 1:
             split.append(d)
         else:
             split.extend((d // w, w))
             axes.append(len(split) - 1)
+    return tuple(split), tuple(axes)
+
+
+def _first_maxima(xr: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """A mask of each window's first maximum, in row-major order over the window axes
+    (``select_and_scatter``'s choice with ``>=``): ``xr`` is the split input."""
+    first = xr == jnp.max(xr, axis=axes, keepdims=True)
+    eq = first
+    for k, ax in enumerate(axes):
+        later = axes[k + 1:]
+        hit = jnp.any(eq, axis=later, keepdims=True) if later else eq
+        # whether a maximum comes earlier along this axis (same indices on the axes before)
+        seen = jnp.zeros_like(lax_index(hit, 0, ax))
+        earlier = []
+        for i in range(xr.shape[ax]):
+            earlier.append(seen)
+            seen = seen | lax_index(hit, i, ax)
+        first = first & ~jnp.concatenate(earlier, axis=ax)
+    return first
+
+
+def lax_index(a: jax.Array, i: int, axis: int) -> jax.Array:
+    return jax.lax.index_in_dim(a, i, axis, keepdims=True)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def tiled_max_pool(x: jax.Array, window: tuple[int, ...]) -> jax.Array:
+    """Max pooling with non-overlapping windows that tile ``x``: reshape, then max.
+
+    Equal to ``lax.reduce_window(x, -inf, lax.max, window, window, "VALID")`` when every
+    dimension of ``x`` is divisible by its window, with the same derivatives: the
+    tangent (and the gradient) of a window goes to its first maximum in row-major
+    order, as ``reduce_window``'s ``select_and_scatter`` does, so ties (flat image
+    regions give many) are broken the same way. Forward and reverse mode, any order.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jig import rewrite
+      >>> x = jnp.array([[1.0, 1.0, 0.0, 7.0], [1.0, 0.5, 3.0, 2.0]])
+      >>> rewrite.tiled_max_pool(x, (2, 2)).tolist()
+      [[1.0, 7.0]]
+      >>> jax.grad(lambda x: rewrite.tiled_max_pool(x, (2, 2)).sum())(x).tolist()
+      [[1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]]
+    """
+    split, axes = _split(x.shape, window)
     if not axes:
         return x
-    return jnp.max(x.reshape(split), axis=tuple(axes))
+    return jnp.max(x.reshape(split), axis=axes)
+
+
+@tiled_max_pool.defjvp
+def _tiled_max_pool_jvp(window, primals, tangents):
+    (x,), (t,) = primals, tangents
+    split, axes = _split(x.shape, window)
+    if not axes:
+        return x, t
+    xr = x.reshape(split)
+    first = jax.lax.stop_gradient(_first_maxima(xr, axes))
+    y = jnp.max(xr, axis=axes)
+    return y, jnp.sum(jnp.where(first, t.reshape(split), 0), axis=axes)
 
 
 def _bind(eqn, invals):
@@ -123,12 +168,9 @@ def fast(f: Callable[..., Any]) -> Callable[..., Any]:
     functions, ``jax.checkpoint``, ``scan``, ``while_loop`` and ``cond`` are left as
     they are (a max pool inside them is not rewritten).
 
-    Values are equal (max is exact). Gradients are equal except at exact ties within
-    a window: ``reduce_window``'s gradient goes to one of the tied maxima (the first
-    in the window), the rewritten one is shared equally among them (both are valid
-    subgradients). With continuous inputs ties have probability zero; the common
-    exception, a window of zeros after a ReLU, gives the same input gradient either
-    way, since the ReLU passes no gradient to its zeros.
+    Values and derivatives (forward and reverse mode, any order) are equal, ties
+    included: like ``reduce_window``'s, the derivative of each window goes to its
+    first maximum in row-major order (see :func:`tiled_max_pool`).
 
     Args:
       f: a function of arrays (pytrees of arrays) returning arrays; it is traced with

@@ -116,14 +116,29 @@ def test_custom_jvp_bodies_are_left_alone_and_still_work():
     np.testing.assert_allclose(jax.grad(G)(x), jnp.full((4, 4), 0.25))
 
 
-def test_ties_share_the_gradient():
-    x = jnp.array([[1.0, 1.0, 0.0, 2.0], [0.5, 1.0, -1.0, 0.0]])
-    F = lambda x: jnp.sum(pool(x, (2, 2)))
-    gf, gg = jax.grad(F)(x), jax.grad(rewrite.fast(F))(x)
-    np.testing.assert_allclose(gf, [[1, 0, 0, 1], [0, 0, 0, 0]])  # the first maximum
-    np.testing.assert_allclose(gg, [[1 / 3, 1 / 3, 0, 1], [0, 1 / 3, 0, 0]])  # shared
-    # per window, both put the whole gradient (1) on the maxima
-    np.testing.assert_allclose(gg.reshape(1, 2, 2, 2).sum((1, 3)), gf.reshape(1, 2, 2, 2).sum((1, 3)))
+def test_ties_are_broken_as_reduce_window_breaks_them():
+    # flat regions (a constant after conv + bias + ReLU) tie whole windows: the gradient
+    # must go to the same (first) maximum, or attributions change
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.integers(0, 3, size=(2, 6, 8, 3)), jnp.float32)
+    for window in [(1, 2, 2, 1), (1, 3, 2, 1), (2, 1, 4, 3)]:
+        F = lambda x: jnp.sum(pool(x, window) * jnp.arange(1.0, 1.0 + x.shape[-1] // window[-1]))
+        np.testing.assert_array_equal(jax.grad(rewrite.fast(F))(x), jax.grad(F)(x))
+        t = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+        np.testing.assert_array_equal(jax.jvp(rewrite.fast(F), (x,), (t,))[1], jax.jvp(F, (x,), (t,))[1])
+    y = jnp.array([[1.0, 1.0, 0.0, 2.0], [1.0, 1.0, -1.0, 2.0]])
+    np.testing.assert_array_equal(jax.grad(lambda y: rewrite.fast(F2)(y))(y), [[1, 0, 0, 1], [0, 0, 0, 0]])
+
+
+def F2(y):
+    return jnp.sum(pool(y, (2, 2)))
+
+
+def test_second_derivatives_match():
+    x = jax.random.normal(jax.random.key(8), (4, 6))
+    F = lambda x: jnp.sum(jnp.sin(pool(x ** 2, (2, 3))) ** 2)
+    hv = lambda f: jax.jvp(jax.grad(f), (x,), (jnp.ones_like(x),))[1]
+    np.testing.assert_allclose(hv(rewrite.fast(F)), hv(F), rtol=1e-5, atol=1e-6)
 
 
 def test_pytrees_kwargs_and_flax_max_pool():
