@@ -570,7 +570,7 @@ def explain_dataset(
     if to_file:
         try:
             dest, done, saver = _open_out(who, out, fn, args, in_axes_t, n, bs, steps, overwrite, resume)
-        except (ValueError, OSError) as e:
+        except Exception as e:  # noqa: BLE001 - re-raised below, after telling the other processes
             if not p.multiprocess:
                 raise
             error = e
