@@ -204,3 +204,13 @@ def test_docstring_fixes_for_plain_text_notation():
     jig_api.escape_plain_text(None, "function", "f", None, {}, lines)
     assert lines[0] == r"the error \|delta\| <= tol * \|F(x)\|, f(x, \*args, \*\*kwargs)"
     assert lines[1:] == ["``|a|`` stays", ">>> abs(-1)  # |x|"]
+    args = ["Args:", "  x, y,", "    z: as in jig.ig.", "  *args, **kwargs: passed on."]
+    jig_api.join_wrapped_names(None, "function", "f", None, {}, args)
+    assert args[1] == "  x, y, z: as in jig.ig."
+    jig_api.escape_plain_text(None, "function", "f", None, {}, args)
+    assert args[2] == r"  \*args, \*\*kwargs: passed on."
+
+
+def test_unresolved_names_that_exist_in_the_code_are_recognised():
+    assert jig_api._exists("ig", "jig") and jig_api._exists("jig.paths.blur", None)
+    assert not jig_api._exists("no_such_name", "jig") and not jig_api._exists("jig.paths.nope", None)

@@ -115,8 +115,13 @@ def _table(module: types.ModuleType, names: list[str], attr_docs: dict) -> list[
 def module_page(module: types.ModuleType) -> str:
     name = module.__name__
     public = list(module.__all__)
-    lines = [name, "=" * len(name), "", f".. automodule:: {name}", "   :no-members:", "",
-             f".. currentmodule:: {name}", ""]
+    parent, _, last = name.rpartition(".")
+    shadowed = parent and getattr(importlib.import_module(parent), last, module) is not module
+    # a module shadowed by a same-named function of its package (jig.idgi the function, jig.idgi
+    # the module) is not indexed as a module: the function owns the name ``jig.idgi``
+    lines = [name, "=" * len(name), "", f".. automodule:: {name}", "   :no-members:"]
+    lines += ["   :no-index:"] if shadowed else []
+    lines += ["", f".. currentmodule:: {name}", ""]
     rows = [n for n in public if not isinstance(getattr(module, n), types.ModuleType)]
     subs = [n for n in public if isinstance(getattr(module, n), types.ModuleType)]
     attr_docs = _attr_docs(module)
@@ -217,7 +222,7 @@ def widen_simple_tables(app, what, name, obj, options, lines: list[str]) -> None
         i = j
 
 
-_STARS = re.compile(r"(?<=[\s(,\[])(\*{1,2})(?=[A-Za-z_]\w*[,)\s\]]|[A-Za-z_]\w*$)")
+_STARS = re.compile(r"(?<=[\s(,\[])(\*{1,2})(?=[A-Za-z_]\w*[,):\s\]]|[A-Za-z_]\w*$)")
 _BARS = re.compile(r"(?<![\\\w`|])\|(?=\S)([^|`]*?\S)\|(?![\w|])")
 
 
@@ -309,7 +314,66 @@ def list_more_examples(app, docname: str, source: list[str]) -> None:
     source[0] = re.sub(r"^more_examples\n", "".join(p + "\n" for p in pages), source[0], flags=re.M)
 
 
+def _exists(target: str, module: str | None) -> bool:
+    """Whether ``target`` names a Python object, absolutely or inside ``module``."""
+    for dotted in ([f"{module}.{target}"] if module else []) + [target]:
+        parts = dotted.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+            except Exception:
+                continue
+            try:
+                for attr in parts[i:]:
+                    obj = getattr(obj, attr)
+                return True
+            except AttributeError:
+                break
+    return False
+
+
+def resolve_elsewhere(app, env, node, contnode):
+    """A Python cross-reference that did not resolve where it was written.
+
+    A docstring documented where it is re-exported (``jig.interactions`` on the ``jig``
+    page) refers to names of its own module (``gauss_log``): look the name up among all
+    documented objects, as ``.name`` would. A name that exists in the code but is not
+    documented (not in an ``__all__``) is shown as code without a link. Anything else
+    stays a broken reference (a warning, so an error with ``-W``).
+    """
+    if node.get("refdomain") != "py" or node.get("refspecific"):
+        return None
+    domain = env.get_domain("py")
+    fuzzy = node.deepcopy()
+    fuzzy["refspecific"] = True
+    found = domain.resolve_xref(env, node["refdoc"], app.builder, node["reftype"], node["reftarget"], fuzzy, contnode)
+    if found is not None:
+        return found
+    if _exists(node["reftarget"], node.get("py:module")):
+        return contnode
+    return None
+
+
+_NAME_LIST = re.compile(r"^\s+\*{0,2}\w+(,\s*\*{0,2}\w+)*,\s*$")
+
+
+def join_wrapped_names(app, what, name, obj, options, lines: list[str]) -> None:
+    """Join an ``Args:`` entry whose list of names wraps onto the next line.
+
+    ``a, b, c,\n  d, e: as in jig.ig`` is one entry for five arguments; napoleon (which
+    runs after this) reads an entry per line. Runs before napoleon.
+    """
+    i = 0
+    while i < len(lines) - 1:
+        if _NAME_LIST.match(lines[i]):
+            lines[i:i + 2] = [lines[i].rstrip() + " " + lines[i + 1].strip()]
+        else:
+            i += 1
+
+
 def setup(app):
+    app.connect("autodoc-process-docstring", join_wrapped_names, priority=100)
+    app.connect("missing-reference", resolve_elsewhere)
     app.connect("builder-inited", example_pages)
     app.connect("source-read", list_more_examples)
     app.connect("source-read", drop_missing_pages)
