@@ -217,6 +217,10 @@ def _check_model(caller: str, model) -> None:
                                 "for Flax models use jig.flax, for Keras models jig.keras")
 
 
+def _is_state(node) -> bool:
+    return isinstance(node, eqx.nn.State)
+
+
 # --------------------------------------------------------------------------- split
 
 
@@ -267,6 +271,12 @@ def split(model: PyTree, where: Callable[[Any], Any], *, call_index: int | None 
     def bottom(m, x, *args, **kwargs):
         tap = _Tap(caller, name, call_index)
         run(tap, m, x, args, kwargs)
+        if any(isinstance(leaf, eqx.nn.State) for leaf in jax.tree.leaves(tap.captured, is_leaf=_is_state)):
+            raise ValueError(
+                f"{caller}: where must pick a submodule whose output is an array or pytree of arrays, got "
+                f"{name}, which returns an eqx.nn.State (a stateful layer such as BatchNorm); pick the "
+                "submodule before or after it, or a module of your own that wraps it and returns its output"
+            )
         return tap.captured
 
     def top(m, x, h, *args, **kwargs):

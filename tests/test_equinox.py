@@ -215,6 +215,35 @@ def test_call_index_chooses_the_call_of_a_shared_submodule():
         jig.equinox.layer_ig(model, lambda m: m.lin, steps=8, call_index=2)(model, x)
 
 
+class WithState(eqx.Module):
+    """A model with eqx.nn.State: batch normalisation between two Linear layers."""
+
+    lin: eqx.nn.Linear
+    bn: eqx.nn.BatchNorm
+    head: eqx.nn.Linear
+
+    def __call__(self, x, state):
+        h, state = self.bn(self.lin(x), state)
+        return self.head(jnp.tanh(h)), state
+
+
+def test_a_model_with_state_in_inference_mode():
+    """The state is an extra argument (traced); the split point must return arrays, not a State."""
+    k1, k2 = jax.random.split(KEYS[6])
+    model, state = eqx.nn.make_with_state(WithState)(
+        eqx.nn.Linear(3, 4, key=k1), eqx.nn.BatchNorm(4, axis_name="batch", mode="batch"), eqx.nn.Linear(4, 2, key=k2))
+    model = eqx.nn.inference_mode(model)
+    x = jnp.array([0.5, -1.0, 2.0])
+    s = jig.equinox.split(model, lambda m: m.lin)
+    F = lambda h: s.top(model, x, h, state)[0][1]  # noqa: E731
+    expected = jig.ig(F, 0.0, STEPS)(s.bottom(model, x, state))
+    res = jig.equinox.layer_ig(model, lambda m: m.lin, lambda out: out[0][1], steps=STEPS, return_delta=True)(model, x, state)
+    np.testing.assert_allclose(res.attributions, expected, rtol=1e-5, atol=1e-7)
+    assert abs(res.delta) < 1e-5
+    with pytest.raises(ValueError, match=r"jig.equinox.layer_ig: where must pick a submodule whose output is an array or pytree of arrays, got m\.bn, which returns an eqx.nn.State"):
+        jig.equinox.layer_ig(model, lambda m: m.bn, lambda out: out[0][1], steps=8)(model, x, state)
+
+
 # --------------------------------------------------------------------------- composition
 
 

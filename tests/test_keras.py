@@ -216,6 +216,30 @@ def test_call_index_chooses_the_call_of_a_shared_layer():
         np.testing.assert_allclose(res.attributions, jig.ig(above, 0.0, STEPS)(h), rtol=1e-5, atol=1e-7)
 
 
+class Counter(keras.layers.Layer):
+    """A layer with state that its call updates: x * scale, then scale += 1."""
+
+    def build(self, shape):
+        self.scale = self.add_weight(shape=(), initializer="ones", trainable=False, name="scale")
+
+    def call(self, x):
+        out = x * self.scale
+        self.scale.assign(self.scale + 1.0)
+        return out
+
+
+def test_a_layer_updating_its_state_is_explained_at_the_current_state_and_left_unchanged():
+    model = keras.Sequential([keras.Input((3,)), Counter(name="count"), keras.layers.Dense(1, use_bias=False, name="d")])
+    model.get_layer("d").kernel.assign([[1.0], [2.0], [-1.0]])
+    model.get_layer("count").scale.assign(3.0)
+    x = jnp.array([1.0, 2.0, -1.0])
+    explain, layer = jig.keras.ig(model, steps=4), jig.keras.layer_ig(model, "count", steps=4)
+    for _ in range(2):  # the update inside the forward pass is discarded: same result twice
+        np.testing.assert_allclose(explain(x), 3.0 * np.array([1.0, 4.0, 1.0]), rtol=1e-6)  # closed form: scale * w * x
+        np.testing.assert_allclose(layer(x).attributions, 3.0 * np.array([1.0, 4.0, 1.0]), rtol=1e-6)
+    assert float(model.get_layer("count").scale.value) == 3.0
+
+
 # --------------------------------------------------------------------------- composition
 
 
