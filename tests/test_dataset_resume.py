@@ -209,20 +209,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(tmp_path, name, hold, resume, processes=1):
+def _start(tmp_path, name, hold, resume, processes=1, **popen):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu")
     port = _free_port()
     return [
         subprocess.Popen(
             [sys.executable, __file__, str(tmp_path / f"{name}{i}.npy"), str(tmp_path / f"log{i}"), str(hold),
              str(int(resume)), str(processes), str(i), str(port)],
-            env=env,
+            env=env, **popen,
         )
         for i in range(processes)
     ]
 
 
-def _wait(procs, timeout=120):
+def _wait(procs, timeout=120, ok=True):
     deadline = time.monotonic() + timeout
     try:
         for p in procs:
@@ -232,7 +232,8 @@ def _wait(procs, timeout=120):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    assert [p.returncode for p in procs] == [0] * len(procs)
+    if ok:
+        assert [p.returncode for p in procs] == [0] * len(procs)
 
 
 def _kill_when_held(tmp_path, procs, timeout=120):
@@ -305,6 +306,20 @@ def test_killed_run_of_two_processes_resumes(tmp_path):
         assert record["process_index"] == i and record["process_count"] == 2
         assert record["batches_done"] == record["batches"] == ROWS // BATCH and record["rows_done"] == rows[i]
         np.testing.assert_allclose(got, _closed_form(_data(rows[i], i)[0]), rtol=1e-5, atol=1e-6)
+
+    # a fresh run where only process 1's file exists: it refuses, and process 0 hears of it
+    # instead of waiting for process 1 in the first collective program
+    for suffix in ("", ".progress.json"):
+        (tmp_path / f"A0.npy{suffix}").unlink()
+    procs = _start(tmp_path, "A", -1, resume=False, processes=2, stderr=subprocess.PIPE, text=True)
+    try:
+        err = [p.communicate(timeout=120)[1] for p in procs]
+    finally:
+        _wait(procs, ok=False)  # kills any still running
+    assert [p.returncode for p in procs] != [0, 0]
+    assert "FileExistsError: jig.explain_dataset: out must be a path that does not exist yet" in err[1]
+    assert "RuntimeError: jig.explain_dataset: process(es) [1] could not open their out file" in err[0]
+    assert not (tmp_path / "log0").exists()  # nothing was computed
 
 
 if __name__ == "__main__":
