@@ -15,7 +15,6 @@ from jig.diagnostics import Diagnosis, diagnose
 from jig.adaptive import AdaptiveInfo
 from jig.sharding import explain_dataset, sharded
 from jig.smooth import smooth
-from jig.smooth import smooth
 
 __version__ = "0.1.0"
 
