@@ -41,9 +41,9 @@ def test_values_and_gradients_equal_the_original():
     x = jax.random.normal(jax.random.key(0), (2, 12, 12, 1))
     F = lambda x, p: jnp.sum(cnn(x, p) ** 2)
     G = rewrite.fast(F)
-    np.testing.assert_allclose(G(x, p), F(x, p), rtol=1e-6)
-    gx, gp = jax.grad(G, argnums=(0, 1))(x, p)
-    fx, fp = jax.grad(F, argnums=(0, 1))(x, p)
+    np.testing.assert_allclose(jax.jit(G)(x, p), jax.jit(F)(x, p), rtol=1e-6)
+    gx, gp = jax.jit(jax.grad(G, argnums=(0, 1)))(x, p)
+    fx, fp = jax.jit(jax.grad(F, argnums=(0, 1)))(x, p)
     np.testing.assert_allclose(gx, fx, rtol=1e-5, atol=1e-7)
     for k in p:
         np.testing.assert_allclose(gp[k], fp[k], rtol=1e-5, atol=1e-7)
@@ -67,20 +67,20 @@ def test_other_pools_are_left_unchanged(window, strides, padding, shape):
     G = rewrite.fast(F)
     assert rewrite.count(F, x) == {"rewritten": 0, "kept": 1}
     assert _prims(G, x).count("reduce_window_max") == 1
-    np.testing.assert_array_equal(G(x), F(x))
-    np.testing.assert_array_equal(jax.grad(G)(x), jax.grad(F)(x))
+    np.testing.assert_array_equal(jax.jit(G)(x), jax.jit(F)(x))
+    np.testing.assert_array_equal(jax.jit(jax.grad(G))(x), jax.jit(jax.grad(F))(x))
 
 
 def test_jit_vmap_grad_compose():
     p = _params(1)
     xs = jax.random.normal(jax.random.key(2), (3, 1, 12, 12, 1))
     F = lambda x, p: jnp.sum(cnn(x, p)[:, 1])
-    want = jax.vmap(jax.grad(F), in_axes=(0, None))(xs, p)
+    want = jax.jit(jax.vmap(jax.grad(F), in_axes=(0, None)))(xs, p)
     got = jax.jit(jax.vmap(jax.grad(rewrite.fast(F)), in_axes=(0, None)))(xs, p)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     # and the other way round: fast of a vmapped, jitted function
     H = jax.jit(jax.vmap(F, in_axes=(0, None)))
-    np.testing.assert_allclose(rewrite.fast(H)(xs, p), H(xs, p), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(rewrite.fast(H))(xs, p), H(xs, p), rtol=1e-6)
     assert "reduce_window_max" not in _prims(rewrite.fast(H), xs, p)
 
 
@@ -94,8 +94,8 @@ def test_nested_jit_is_rewritten():
     G = rewrite.fast(F)
     assert "reduce_window_max" in _prims(F, x)
     assert "reduce_window_max" not in _prims(G, x)
-    np.testing.assert_allclose(G(x), F(x), rtol=1e-6)
-    np.testing.assert_allclose(jax.grad(G)(x), jax.grad(F)(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(G)(x), jax.jit(F)(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.jit(jax.grad(G))(x), jax.jit(jax.grad(F))(x), rtol=1e-6)
 
 
 def test_custom_jvp_bodies_are_left_alone_and_still_work():
@@ -123,9 +123,10 @@ def test_ties_are_broken_as_reduce_window_breaks_them():
     x = jnp.asarray(rng.integers(0, 3, size=(2, 6, 8, 3)), jnp.float32)
     for window in [(1, 2, 2, 1), (1, 3, 2, 1), (2, 1, 4, 3)]:
         F = lambda x: jnp.sum(pool(x, window) * jnp.arange(1.0, 1.0 + x.shape[-1] // window[-1]))
-        np.testing.assert_array_equal(jax.grad(rewrite.fast(F))(x), jax.grad(F)(x))
+        np.testing.assert_array_equal(jax.jit(jax.grad(rewrite.fast(F)))(x), jax.jit(jax.grad(F))(x))
         t = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
-        np.testing.assert_array_equal(jax.jvp(rewrite.fast(F), (x,), (t,))[1], jax.jvp(F, (x,), (t,))[1])
+        jvp = lambda f: jax.jit(lambda x, t: jax.jvp(f, (x,), (t,))[1])(x, t)
+        np.testing.assert_allclose(jvp(rewrite.fast(F)), jvp(F), rtol=1e-5)  # a sum: order differs
     y = jnp.array([[1.0, 1.0, 0.0, 2.0], [1.0, 1.0, -1.0, 2.0]])
     np.testing.assert_array_equal(jax.grad(lambda y: rewrite.fast(F2)(y))(y), [[1, 0, 0, 1], [0, 0, 0, 0]])
 
@@ -137,7 +138,7 @@ def F2(y):
 def test_second_derivatives_match():
     x = jax.random.normal(jax.random.key(8), (4, 6))
     F = lambda x: jnp.sum(jnp.sin(pool(x ** 2, (2, 3))) ** 2)
-    hv = lambda f: jax.jvp(jax.grad(f), (x,), (jnp.ones_like(x),))[1]
+    hv = lambda f: jax.jit(lambda x: jax.jvp(jax.grad(f), (x,), (jnp.ones_like(x),))[1])(x)
     np.testing.assert_allclose(hv(rewrite.fast(F)), hv(F), rtol=1e-5, atol=1e-6)
 
 
@@ -160,8 +161,8 @@ def test_with_jig_ig():
     p = _params(2)
     x = jax.random.normal(jax.random.key(6), (1, 12, 12, 1))
     F = lambda x, p: cnn(x, p)[0, 2]
-    a = jig.ig(F, 0.0, 16)(x, p)
-    b = jig.ig(rewrite.fast(F), 0.0, 16)(x, p)
+    a = jig.ig(F, 0.0, 8)(x, p)
+    b = jig.ig(rewrite.fast(F), 0.0, 8)(x, p)
     np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6 * float(jnp.abs(a).max()))
 
 
