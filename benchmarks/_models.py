@@ -60,9 +60,9 @@ def mlp_logits(x, params):
     return h @ w + b
 
 
-def mlp(batch: int = 256, seed: int = 0) -> Bench:
+def mlp(batch: int = 256, seed: int = 0, classes: int = 2) -> Bench:
     rng = np.random.default_rng(seed)
-    params = [_dense(rng, 30, 256), _dense(rng, 256, 256), _dense(rng, 256, 2)]
+    params = [_dense(rng, 30, 256), _dense(rng, 256, 256), _dense(rng, 256, classes)]
     xs = rng.normal(size=(batch, 30)).astype(np.float32)
 
     def torch_model():
@@ -149,6 +149,61 @@ def cnn(batch: int = 16, seed: int = 1) -> Bench:
                  torch_model, to_torch, from_torch)
 
 
+# --------------------------------------------------------------------------- max-pool CNN
+
+
+def cnn_pool_logits(x, params):
+    """conv3x3(1->16) -> ReLU -> conv3x3(16->32) -> ReLU -> 2x2 max-pool -> dense(10), the
+    model users write (``lax.reduce_window`` max pooling, as ``flax.linen.max_pool``)."""
+    h = x[None]
+    for w, b in params["convs"]:
+        h = jax.lax.conv_general_dilated(h, w, (1, 1), ((1, 1), (1, 1)),
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        h = jax.nn.relu(h + b)
+    h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+    h = jnp.transpose(h[0], (2, 0, 1)).reshape(-1)
+    w, b = params["head"]
+    return h @ w + b
+
+
+def cnn_pool(batch: int = 16, seed: int = 3) -> Bench:
+    rng = np.random.default_rng(seed)
+    convs = []
+    for c_in, c_out in ((1, 16), (16, 32)):
+        w = rng.normal(size=(3, 3, c_in, c_out)) * np.sqrt(2.0 / (9 * c_in))
+        convs.append((w.astype(np.float32), (rng.normal(size=(c_out,)) * 0.05).astype(np.float32)))
+    params = {"convs": convs, "head": _dense(rng, 32 * 14 * 14, 10)}
+    xs = cnn(batch, seed).xs
+
+    def torch_model():
+        import torch
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.convs = torch.nn.ModuleList(torch.nn.Conv2d(ci, co, 3, padding=1) for ci, co in ((1, 16), (16, 32)))
+                self.head = torch.nn.Linear(32 * 14 * 14, 10)
+
+            def forward(self, x):
+                for conv in self.convs:
+                    x = torch.relu(conv(x))
+                return self.head(torch.nn.functional.max_pool2d(x, 2).flatten(1))
+
+        net = Net()
+        with torch.no_grad():
+            for conv, (w, b) in zip(net.convs, convs):
+                conv.weight.copy_(torch.from_numpy(np.transpose(w, (3, 2, 0, 1)).copy()))
+                conv.bias.copy_(torch.from_numpy(b))
+            net.head.weight.copy_(torch.from_numpy(params["head"][0].T.copy()))
+            net.head.bias.copy_(torch.from_numpy(params["head"][1]))
+        return net.eval()
+
+    to_torch = lambda a: np.ascontiguousarray(np.moveaxis(a, -1, -3))  # noqa: E731
+    from_torch = lambda a: np.ascontiguousarray(np.moveaxis(a, -3, -1))  # noqa: E731
+    return Bench("cnn_pool", cnn_pool_logits, params, xs, _targets(cnn_pool_logits, params, xs), 64,
+                 torch_model, to_torch, from_torch)
+
+
 # --------------------------------------------------------------------------- transformer
 
 D, HEADS, FF, LAYERS = 64, 4, 128, 2
@@ -179,7 +234,7 @@ def transformer_logits(x, params):
     return jnp.mean(h, axis=0) @ w + b
 
 
-def transformer(batch: int = 8, seq: int = 64, seed: int = 2) -> Bench:
+def transformer(batch: int = 8, seq: int = 64, seed: int = 2, classes: int = 2) -> Bench:
     rng = np.random.default_rng(seed)
 
     def mat(*shape):
@@ -195,7 +250,7 @@ def transformer(batch: int = 8, seq: int = 64, seed: int = 2) -> Bench:
             "l1_w": mat(FF, D), "l1_b": vec(FF), "l2_w": mat(D, FF), "l2_b": vec(D),
             "n1_g": 1 + vec(D, 0.1), "n1_b": vec(D), "n2_g": 1 + vec(D, 0.1), "n2_b": vec(D),
         })
-    params = {"layers": layers, "head": _dense(rng, D, 2)}
+    params = {"layers": layers, "head": _dense(rng, D, classes)}
     xs = rng.normal(size=(batch, seq, D)).astype(np.float32)
 
     def torch_model():
@@ -208,7 +263,7 @@ def transformer(batch: int = 8, seq: int = 64, seed: int = 2) -> Bench:
                     torch.nn.TransformerEncoderLayer(D, HEADS, FF, dropout=0.0, batch_first=True)
                     for _ in range(LAYERS)
                 )
-                self.head = torch.nn.Linear(D, 2)
+                self.head = torch.nn.Linear(D, classes)
 
             def forward(self, x):
                 for layer in self.layers:
@@ -241,3 +296,5 @@ def transformer(batch: int = 8, seq: int = 64, seed: int = 2) -> Bench:
 
 
 MODELS = {"mlp": mlp, "cnn": cnn, "transformer": transformer}
+#: Models of the "defaults" table (benchmarks/defaults.py): the three above and a max-pool CNN.
+DEFAULTS_MODELS = {"mlp": mlp, "cnn": cnn, "cnn_pool": cnn_pool, "transformer": transformer}
