@@ -22,6 +22,7 @@ from jig import guided as _guided
 from jig import hoist as _hoist
 from jig import integrand as _integrand
 from jig import paths as _paths
+from jig import rewrite as _rewrite
 from jig import rules as _rules
 from jig._types import ArgNums, Baseline, Targets
 
@@ -99,6 +100,9 @@ def _walk(config: IGConfig, path, problem, params):
 def run(config: IGConfig, path: _paths.Path, problem: _frontend.Problem, params, plain_dtypes: bool) -> _frontend.Result:
     """IG of ``problem`` along ``path``: the integrand, then the engine."""
     P = problem
+    nbytes, prims = _engine.profile(P.F, P.x)
+    if "reduce_window_max" in prims:  # tiling max pools: reshape + max (same values, faster backward)
+        P = P._replace(F=_rewrite.fast(P.F))
     if path.guide is not None:
         return _frontend.Result(_walk(config, path, P, params), points=config.steps)
     split = None
@@ -129,9 +133,8 @@ def run(config: IGConfig, path: _paths.Path, problem: _frontend.Problem, params,
         it = _integrand.along_path(kernel, path, params, P.x, P.baseline, node0)
     chunk_size = config.chunk_size
     if chunk_size == "auto":
-        rest = P.F if split is None else split.rest
-        example = P.x if split is None else split.prefix(P.x)
-        nbytes, prims = _engine.profile(rest, example)
+        if split is not None:
+            nbytes, _ = _engine.profile(split.rest, split.prefix(P.x))
         chunk_size = _engine.auto_chunk(weights.shape[0], nbytes, prims)
     total = _engine.fixed(it, nodes, weights, chunk_size=chunk_size, mesh=config.mesh)
     return _frontend.Result(total, points=weights.shape[0])
