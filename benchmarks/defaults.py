@@ -125,7 +125,7 @@ def one_model(name: str, quick: bool, reps: int) -> dict:
 
 def markdown(rows, peak, machine) -> str:
     lines = [f"matmul peak (2048² float32 `jnp.dot`, this run): {peak:.0f} GFLOP/s; "
-             f"load average at start {machine.get('load_avg')}", "",
+             f"load average at start {machine.get('loadavg_1_5_15')}", "",
              "| model | batch x steps | jig default (s) | Captum best (s) | speedup | goal | jig GFLOP/s (% peak) | Captum GFLOP/s (% peak) | to 1%: jig/Captum steps, speedup |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -123,7 +123,7 @@ def one(name, quick, reps):
 
 
 def markdown(rows, machine):
-    lines = [f"load average at start: {machine.get('load_avg')}", "",
+    lines = [f"load average at start: {machine.get('loadavg_1_5_15')}", "",
              "| model | batch x steps | targets='all' (s) | (chunk steps/8) | ten single calls (s) | ratio (goal) | Captum all 10, best (s) | speedup (goal) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in rows:
