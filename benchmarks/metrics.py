@@ -202,8 +202,8 @@ def main(argv=None) -> int:
     print(f"agreement: {agree}")
     times = _timing.interleaved({**{f"jig {k}": v for k, v in jig_fns.items()}, **peer_fns}, reps=args.reps)
     load = os.getloadavg()
-    print(f"\nCNN 28x28, batch {args.batch}, torch threads {torch.get_num_threads()}, XLA default threads, "
-          f"{len(jax.devices())} CPU devices; load average "
+    print(f"\nCNN 28x28, batch {args.batch}, torch threads {torch.get_num_threads()}, "
+          f"XLA_FLAGS={os.environ.get('XLA_FLAGS')!r}, {len(jax.devices())} CPU device(s); load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; medians of {args.reps} interleaved repetitions")
     rows = [("infidelity", "captum infidelity", "quantus Infidelity"),
             ("sensitivity_max", "captum sensitivity_max", "quantus MaxSensitivity"),

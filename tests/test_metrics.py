@@ -311,13 +311,14 @@ def test_randomization_falls_on_a_trained_model(trained_mlp):
     assert sorted(metrics.param_layers(p)) == [("params", "head"), ("params", "hidden"), ("params", "middle")]
 
     def run(x, c):
-        explain = lambda p, x: jig.ig(lambda x, p: _mlp(x, p)[c], 0.0, 16)(x, p)  # noqa: E731
+        explain = lambda p, x: jig.ig(lambda x, p: _mlp(x, p)[c], 0.0, 8)(x, p)  # noqa: E731
         return metrics.randomization(explain, p, x, key=jax.random.key(0))
 
     r = run(xs[0], ys[0])
     assert r.layers == ("params/head", "params/middle", "params/hidden")  # forward order, top first
-    sims = jax.vmap(lambda x, c: run(x, c).similarity)(xs, ys)
+    sims = jax.jit(jax.vmap(lambda x, c: run(x, c).similarity))(xs, ys)
     assert sims.shape == (4, 4)
+    np.testing.assert_allclose(sims[0], r.similarity, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(sims[:, 0], 1.0, rtol=1e-6)
     # the trained head decides the class evidence: re-initialised, the maps decorrelate
     assert np.all(np.abs(np.mean(np.asarray(sims[:, 1:]), axis=0)) < 0.5)
@@ -328,11 +329,12 @@ def test_randomization_falls_on_a_trained_model(trained_mlp):
 
 def test_randomization_levels_by_hand(trained_mlp):
     p, xs, ys = trained_mlp
-    explain = lambda p, x: jax.grad(lambda x: _mlp(x, p)[ys[0]])(x)  # noqa: E731
+    explain = jax.jit(lambda p, x: jax.grad(lambda x: _mlp(x, p)[ys[0]])(x))
     r = metrics.randomization(explain, p, xs[0], key=jax.random.key(0))
     leaves, treedef = jax.tree_util.tree_flatten(p)
     key = jax.random.key(0)
-    drawn = [metrics._default_init(jax.random.fold_in(key, i), leaf) for i, leaf in enumerate(leaves)]
+    init = jax.jit(metrics._default_init)
+    drawn = [init(jax.random.fold_in(key, i), leaf) for i, leaf in enumerate(leaves)]
     paths = [jax.tree_util.keystr(k) for k, _ in jax.tree_util.tree_flatten_with_path(p)[0]]
     order = ["'head'", "'middle'", "'hidden'"]
     for level in range(4):
@@ -368,7 +370,7 @@ def test_jit_and_vmap_equal_the_plain_calls():
     attrs = jax.vmap(jig.ig(f, 0.0, 8))(xs)
     keys = jax.random.split(jax.random.key(2), 3)
     one = lambda x, a, k: (metrics.infidelity(f, x, a, key=k),  # noqa: E731
-                           metrics.sensitivity_max(jax.grad(f), x, key=k),
+                           metrics.sensitivity_max(jax.grad(f), x, key=k, samples=3),
                            metrics.deletion(f, x, a, steps=3),
                            metrics.insertion(f, x, a, steps=3, baseline=0.5))
     plain = [one(x, a, k) for x, a, k in zip(xs, attrs, keys)]
