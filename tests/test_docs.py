@@ -149,7 +149,7 @@ def test_every_page_of_the_docs_folder_is_in_the_navigation(site):
         assert (site / rel.with_suffix(".html")).exists(), f"{rel} was not built"
     index = (site / "index.html").read_text(encoding="utf-8")
     for page in ["getting_started", "tutorials/index", "gallery", "paths_baselines", "rules_adaptive",
-                 "hoisting", "methods", "scale", "flax", "pictures", "api/index", "changelog"]:
+                 "hoisting", "methods", "troubleshooting", "scale", "flax", "pictures", "api/index", "changelog"]:
         assert f'href="{page}.html"' in index, page
     for page in jig_api.OPTIONAL_PAGES:  # the pages other parts of the project add, once they exist
         if (DOCS / f"{page}.md").exists():

@@ -121,6 +121,19 @@ weights `w_k`: `A ≈ Σ_k w_k ∇F(γ(α_k)) ⊙ γ'(α_k)`. Pass a rule's name
 {func}`jig.rules.get`) shows the nodes and weights of any of them.
 
 """)
+# the method family: README's targets paragraph and example go where {{targets}} (or the
+# previous copy, between the markers) stands
+targets = ig[ig.index("**Every output in one pass**"):ig.index("**Models belong in the arguments.**")].strip()
+block = "<!-- from the README -->\n" + cells(targets) + "\n<!-- end of the README part -->"
+methods = open("docs/methods.md").read()
+methods = re.sub(r"<!-- from the README -->.*?<!-- end of the README part -->|\{\{targets\}\}", lambda m: block, methods, flags=re.S)
+open("docs/methods.md", "w").write(methods)
+# troubleshooting: README's "Models belong in the arguments" and "When attributions look wrong"
+models = ig[ig.index("**Models belong in the arguments.**"):ig.index("## When attributions look wrong")].strip()
+wrong = ig[ig.index("## When attributions look wrong") + len("## When attributions look wrong"):ig.index("**Quadrature rules**")].strip()
+page("troubleshooting", "When attributions look wrong", wrong + "\n\n## Models belong in the arguments\n\n"
+     + models.replace("**Models belong in the arguments.** ", ""))
+
 bench = get("Benchmarks")
 page("benchmarks", "Benchmarks", bench, run=False)
 print("ok")
