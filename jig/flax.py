@@ -233,6 +233,9 @@ def _nnx_runner(model: nnx.Module) -> Callable[..., Any]:
 
     def run(tap: _Tap, params, x, args, kwargs):
         state = nnx.state(params) if isinstance(params, nnx.Module) else params
+        # fresh Variables at the current trace level: nnx transforms inside the model
+        # (nnx.scan, nnx.remat) refuse Variables made under an outer trace
+        state = jax.tree.map(lambda a: a, state)
         copy = nnx.merge(graphdef, state)  # a fresh copy: the user's model is never touched
         modules = _nnx_modules(copy)
         names = _canonical_names(modules)
