@@ -90,22 +90,6 @@ CASES = {  # name: (model, where, inputs)
 # --------------------------------------------------------------------------- split
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_top_of_bottom_is_the_model(name):
-    model, where, xs = CASES[name]
-    s = jig.equinox.split(model, where)
-
-    @eqx.filter_jit
-    def run(model, x):
-        h = s.bottom(model, x)
-        return s.top(model, x, h), model(x), s.top(model, x, h + 1.0)
-
-    for x in xs[:2]:
-        again, direct, moved = run(model, x)
-        np.testing.assert_allclose(again, direct, rtol=1e-5, atol=1e-6)
-        assert not np.allclose(moved, direct)  # top really uses h
-
-
 def test_split_matches_the_hand_split_mlp():
     model = mlp()
     s = jig.equinox.split(model, lambda m: m.layers[1])
@@ -142,19 +126,23 @@ def _pick(y):
 
 
 @eqx.filter_jit
-def _gap(s, model, x):
+def _split_parts(s, model, x):
+    """h, top(h), the model itself, top(h + 1) and top(0): one compiled program per model."""
     h = s.bottom(model, x)
-    return h, _pick(s.top(model, x, h)) - _pick(s.top(model, x, jnp.zeros_like(h)))
+    return h, s.top(model, x, h), model(x), s.top(model, x, h + 1.0), s.top(model, x, jnp.zeros_like(h))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_completeness_at_the_layer(name):
+def test_split_and_completeness_at_the_layer(name):
     model, where, xs = CASES[name]
     s = jig.equinox.split(model, where)
     explain = jig.equinox.layer_ig(model, where, _pick, steps=STEPS, return_delta=True)
     for x in xs[:2]:
+        h, again, direct, moved, at_zero = _split_parts(s, model, x)
+        np.testing.assert_allclose(again, direct, rtol=1e-5, atol=1e-6)  # top(x, bottom(x)) == model(x)
+        assert not np.allclose(moved, direct)  # top really uses h
         res = explain(model, x)
-        h, gap = _gap(s, model, x)
+        gap = _pick(direct) - _pick(at_zero)
         assert res.attributions.shape == h.shape
         np.testing.assert_allclose(jnp.sum(res.attributions), gap, rtol=1e-3, atol=1e-5)
         assert abs(res.delta) < 1e-3 * abs(gap) + 1e-5

@@ -87,25 +87,6 @@ def _pick(y):
 # --------------------------------------------------------------------------- split
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
-def test_top_of_bottom_is_the_model(name):
-    model, layer, xs = CASES[name]
-    s = jig.keras.split(model, layer)
-
-    @jax.jit
-    def run(w, x):
-        h = s.bottom(w, x)
-        return h, s.top(w, x, h), s.top(w, x, h + 1.0)
-
-    w = jig.keras.weights(model)
-    for x in xs[:2]:
-        h, again, moved = run(w, x)
-        direct = model(x[None], training=False)[0]
-        np.testing.assert_allclose(again, direct, rtol=1e-5, atol=1e-6)
-        assert not np.allclose(moved, direct)  # top really uses h
-    assert h.shape == tuple(model.get_layer(layer).output.shape[1:])
-
-
 def test_split_matches_the_hand_split_mlp():
     s, w, x = jig.keras.split(MLP, "hidden"), jig.keras.weights(MLP), X_MLP[0]
     k1, b1, k2, b2, k3, b3 = (np.asarray(a) for a in w.trainable)
@@ -166,22 +147,26 @@ def test_weights_changed_between_calls_give_new_results_without_recompiling():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_completeness_at_the_layer(name):
+def test_split_and_completeness_at_the_layer(name):
     model, layer, xs = CASES[name]
     s, w = jig.keras.split(model, layer), jig.keras.weights(model)
     explain = jig.keras.layer_ig(model, layer, _pick, steps=STEPS, return_delta=True)
 
     @jax.jit
-    def gap(w, x):
+    def parts(w, x):  # h, top(h), the model's own call, top(h + 1), top(0): one program
         h = s.bottom(w, x)
-        return h, _pick(s.top(w, x, h)) - _pick(s.top(w, x, jnp.zeros_like(h)))
+        direct = model(x[None], training=False)[0]
+        return h, s.top(w, x, h), direct, s.top(w, x, h + 1.0), s.top(w, x, jnp.zeros_like(h))
 
     for x in xs[:2]:
+        h, again, direct, moved, at_zero = parts(w, x)
+        np.testing.assert_allclose(again, direct, rtol=1e-5, atol=1e-6)  # top(x, bottom(x)) == model(x)
+        assert not np.allclose(moved, direct)  # top really uses h
         res = explain(x)
-        h, g = gap(w, x)
-        assert res.attributions.shape == h.shape
-        np.testing.assert_allclose(jnp.sum(res.attributions), g, rtol=1e-3, atol=1e-5)
-        assert abs(res.delta) < 1e-3 * abs(g) + 1e-5
+        gap = _pick(direct) - _pick(at_zero)
+        assert res.attributions.shape == h.shape == tuple(model.get_layer(layer).output.shape[1:])
+        np.testing.assert_allclose(jnp.sum(res.attributions), gap, rtol=1e-3, atol=1e-5)
+        assert abs(res.delta) < 1e-3 * abs(gap) + 1e-5
         np.testing.assert_allclose(res.token_scores, res.attributions.sum(-1), rtol=1e-5, atol=1e-6)
 
 
