@@ -61,6 +61,17 @@ def main(argv=None) -> int:
             print(f"{dst}: {size / 1000:.0f} KB")
             if size > LIMIT:
                 raise SystemExit(f"{dst} is {size} bytes, over the gallery's {LIMIT}-byte limit")
+        # benchmarks/faithfulness.py (jig.metrics): the README's table of IG variants x metrics,
+        # printed and written as faithfulness.md, and its deletion/insertion curves (several minutes)
+        spec = importlib.util.spec_from_file_location("faithfulness", os.path.join(ROOT, "benchmarks", "faithfulness.py"))
+        faithfulness = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(faithfulness)
+        faithfulness.main(["--out", os.path.join(tmp, "faithfulness")])
+        dst = os.path.join(args.out, "faithfulness.png")
+        size = compact_png(os.path.join(tmp, "faithfulness", "faithfulness.png"), dst)
+        print(f"{dst}: {size / 1000:.0f} KB")
+        if size > LIMIT:
+            raise SystemExit(f"{dst} is {size} bytes, over the gallery's {LIMIT}-byte limit")
     return 0
 
 
