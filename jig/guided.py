@@ -4,7 +4,7 @@ At each of the rule's steps the features with the smallest ``|∇F|`` move towar
 input first, until the L1 distance to the input has shrunk to the step's target; the
 attribution of a step is ``(x_new - x_old) ⊙ ∇F(x_old)``. See :func:`jig.paths.guided`.
 
-How a step runs (one gradient, one sort). The paper's step is a loop of selection
+How a step runs (one gradient, no sort). The paper's step is a loop of selection
 rounds: each round takes the ``fraction`` quantile (NumPy's ``method='lower'``: the
 entry at rank ``r = floor(fraction (n - 1))`` of the sorted scores) of the scores
 ``|∇F|``, with ``inf`` for the features already at the step's upper edge ``x_max``,
@@ -13,13 +13,15 @@ selects every finite score up to it (ties included) and moves the selection to
 ``γ`` of the way. The gradient is fixed within a step and a selected feature ends at
 ``x_max``, so the rounds take consecutive blocks of one ascending order of the scores:
 from the first unselected position ``p`` a round takes everything up to the value at
-``p + r`` (all of it when fewer than ``r + 1`` finite scores are left). :func:`walk`
-therefore sorts the scores once per step, together with the distances to ``x_max``,
-walks the block ends with a ``lax.while_loop`` on integers that stops at the round
-that reaches the target (no fixed round count, no sort per round), and then moves
-everything at once: scores up to the last full block's value go to ``x_max``, those of
-the final block take its share ``γ``. The outcome is the paper's (and the ``saliency``
-package's) up to floating-point rounding, ties included.
+``p + r`` (all the rest when fewer than ``r + 1`` finite scores are left). Each round's
+threshold is found by bisection on the scores' bit patterns (non-negative floats order
+as their bit patterns do: one count over the features per bit), inside one flat
+``lax.while_loop`` per step that stops at the round that reaches the target. Then
+everything moves at once: scores up to the last full round's threshold go to
+``x_max``, those of the final round take its share ``γ``. The outcome is the paper's
+(and the ``saliency`` package's) up to floating-point rounding, ties included; the
+selection carries no gradient (``stop_gradient``), the moves do, so the walk is
+differentiable in reverse and forward mode as before.
 """
 
 from __future__ import annotations
