@@ -7,7 +7,7 @@
 
 from jig import adaptive, baselines, engine, flax, guided, hoist, integrand, layers, paths, rules
 from jig import metrics
-from jig._frontend import Explainer
+from jig._frontend import Explainer, ZeroAttributionWarning
 from jig._ig import ig
 from jig.idgi import idgi
 from jig.interactions import interactions

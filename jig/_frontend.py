@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 import numbers
 from typing import Any, Callable, NamedTuple
 
@@ -29,6 +30,7 @@ from jig import _checks, _static
 from jig._types import PyTree
 
 __all__ = [
+    "ZeroAttributionWarning",
     "Explainer",
     "Method",
     "Options",
@@ -358,12 +360,12 @@ def finite(tree):
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in leaves]))
 
 
-_WHAT = ("the attributed input", "the baseline", "F(x), the explained output at the input",
-         "F(start), the explained output at the path's start", "the gradients along the path")
+_WHAT = ("the attributed input", "the baseline", "F(x) (the explained output at the input)",
+         "F(start) (the explained output at the path's start)", "the gradients along the path")
 
 
 def _nonfinite_message(caller: str, flags) -> str:
-    flags = np.asarray(flags).reshape(-1, len(_WHAT)).all(axis=0)
+    flags = np.asarray(flags).reshape(-1, len(_WHAT) + 1)[:, : len(_WHAT)].all(axis=0)
     bad = [w for w, ok in zip(_WHAT, flags) if not ok]
     first = bad[0] if bad else "the attributions"
     fixes = {
@@ -380,9 +382,24 @@ def _nonfinite_message(caller: str, flags) -> str:
     )
 
 
+class ZeroAttributionWarning(UserWarning):
+    """Every attribution is exactly zero although ``F(x) != F(start)``: the gradient is
+    zero along the whole path (a flat or non-differentiable ``f``: ``round``, ``argmax``)."""
+
+
 def _raise_nonfinite(caller, flags):
-    if not np.all(np.asarray(flags)):
+    flags = np.asarray(flags).reshape(-1, len(_WHAT) + 1)
+    if not np.all(flags[:, : len(_WHAT)]):
         raise FloatingPointError(_nonfinite_message(caller, flags))
+    if not np.all(flags[:, len(_WHAT)]):
+        warnings.warn(
+            f"{caller}: every attribution is exactly zero although F(x) != F(start): the gradient "
+            "is zero along the whole path, so f is flat or not differentiable there (round, argmax, "
+            "a thresholded decision). Explain a differentiable score (a logit); jig.diagnose shows "
+            "the path's profile. (check_finite=False silences this.)",
+            ZeroAttributionWarning,
+            stacklevel=3,
+        )
 
 
 class Call(NamedTuple):
@@ -431,10 +448,14 @@ def _compiled(dyn, baseline_in, targets_in, params, *, call: Call):
     flags = None
     if options.check_finite is not False:
         ok = finite(total)
+        all_zero = jnp.all(jnp.stack([jnp.all(t == 0) for t in jax.tree.leaves(total)]))
+        gap = jnp.abs(f_x - f_start)
+        moved = jnp.any(gap > 1e-6 * (1.0 + jnp.abs(f_x)))
         flags = jnp.stack([
             finite(problem.x),
             finite(problem.baseline) if problem.baseline is not None else jnp.bool_(True),
             finite(f_x), finite(f_start), ok,
+            ~(all_zero & moved),  # all attributions zero although F changed: a flat/non-differentiable f
         ])
     if options.return_info:
         from jig.adaptive import AdaptiveInfo  # noqa: PLC0415 - the info type lives with the adaptive engine

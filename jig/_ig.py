@@ -58,11 +58,11 @@ def check_chunk_size(caller: str, chunk_size) -> int | str | None:
         return chunk_size
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int,)) and not hasattr(chunk_size, "__index__"):
         raise TypeError(
-            f"chunk_size must be 'auto', None or a positive int (path points evaluated at "
-            f"once), got {chunk_size!r} of type {type(chunk_size).__name__}"
+            f"{caller}: chunk_size must be None or a positive int (path points evaluated at "
+            f"once), or 'auto', got {chunk_size!r} of type {type(chunk_size).__name__}"
         )
     if isinstance(chunk_size, float) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be None or >= 1, got {chunk_size}")
+        raise ValueError(f"{caller}: chunk_size must be None or >= 1, got {chunk_size} ('auto' chooses it)")
     return int(chunk_size)
 
 

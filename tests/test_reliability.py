@@ -98,7 +98,7 @@ def test_static_argnums_and_the_hint_for_python_ints():
     [
         ("the attributed input", lambda: jig.ig(lambda x: jnp.sum(x**2), 0.0, 8)(X.at[1].set(jnp.nan))),
         ("the baseline", lambda: jig.ig(lambda x: jnp.sum(x**2), jnp.full(4, jnp.inf), 8)(X)),
-        ("F\\(x\\), the explained output at the input", lambda: jig.ig(lambda x: jnp.sum(jnp.exp(x)), 0.0, 8)(X * 1e30)),
+        ("F\\(x\\) \\(the explained output at the input\\)", lambda: jig.ig(lambda x: jnp.sum(jnp.exp(x)), 0.0, 8)(X * 1e30)),
         ("F\\(start\\)", lambda: jig.ig(lambda x: jnp.sum(jnp.log(x)), 0.0, 8)(jnp.abs(X))),
         ("the gradients along the path", lambda: jig.ig(lambda x: jnp.sum(jnp.sqrt(x)), 0.0, 8, rule="riemann_left")(jnp.abs(X))),
     ],
@@ -106,6 +106,18 @@ def test_static_argnums_and_the_hint_for_python_ints():
 def test_nonfinite_results_raise_a_catchable_floating_point_error(what, call):
     with pytest.raises(FloatingPointError, match=what):
         call()
+
+
+def test_all_zero_attributions_of_a_changing_output_warn():
+    with pytest.warns(jig.ZeroAttributionWarning, match="every attribution is exactly zero although F.x. != F.start."):
+        A = jig.ig(lambda x: jnp.sum(jnp.round(x)), 0.0, 8)(X)
+    assert np.all(np.asarray(A) == 0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jig.ig(lambda x: jnp.sum(x) * 0.0 + 1.0, 0.0, 8)(X)  # zero attributions of a constant f: no warning
+        jig.ig(lambda x: jnp.sum(jnp.round(x)), 0.0, 8, check_finite=False)(X)
 
 
 def test_check_finite_true_under_jit_and_false_never():
