@@ -28,7 +28,7 @@ Means ± standard deviations over 3 seeds (each seed retrains the model and redr
 held-out examples, baselines and perturbations). Writes ``faithfulness.md`` (the
 tables) and ``faithfulness.png`` (mean deletion and insertion curves) to ``--out``.
 
-    python benchmarks/faithfulness.py --out faithfulness-out          # a few minutes on 2 cores
+    python benchmarks/faithfulness.py --out faithfulness-out          # ~20 minutes on 2 busy cores (compiles)
     python benchmarks/faithfulness.py --quick --out /tmp/f            # 1 seed, small settings
 """
 
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="faithfulness-out")
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--examples", type=int, default=16, help="held-out examples per model and seed")
+    p.add_argument("--examples", type=int, default=8, help="held-out examples per model and seed")
     p.add_argument("--quick", action="store_true", help="1 seed, 4 examples, short training (seconds; tests)")
     args = p.parse_args(argv)
     seeds, n, train_steps, epochs, samples = args.seeds, args.examples, 400, 2, 16
