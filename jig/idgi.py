@@ -47,7 +47,7 @@ class IDGIConfig(NamedTuple):
 
     rule: _rules.Rule
     steps: int
-    chunk_size: int | None
+    chunk_size: int | str | None
     mesh: Any
 
 
@@ -190,7 +190,11 @@ def run(config: IDGIConfig, path: _paths.Path, problem: _frontend.Problem, param
     zero = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), probe)
     it = _integrand.Integrand(block, zero, lambda total: total)
     nodes, weights = _pairs(config, path, P, params)
-    total = _engine.fixed(it, nodes, weights, chunk_size=config.chunk_size, mesh=config.mesh)
+    chunk_size = config.chunk_size
+    if chunk_size == "auto":  # as jig.ig: a few unrolled chunks for conv nets, bounded memory
+        nbytes, prims = _engine.profile(kernel, P.x)
+        chunk_size = _engine.auto_chunk(weights.shape[0], 2 * nbytes, prims)
+    total = _engine.fixed(it, nodes, weights, chunk_size=chunk_size, mesh=config.mesh)
     return _frontend.Result(total, points=weights.shape[0])
 
 
@@ -203,7 +207,7 @@ def idgi(
     rule: str | _rules.Rule = "gauss_legendre",
     argnums: ArgNums = 0,
     targets: Targets = None,
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = "auto",
     return_delta: bool = False,
     return_info: bool = False,
     check_finite: bool | None = None,
@@ -243,7 +247,9 @@ def idgi(
         ``guided`` its cumulative weights (the walk's targets).
         ``"riemann_trapezoid"`` with ``steps = m`` visits ``linspace(0, 1, m)``, the
         authors' setting.
-      chunk_size: path steps evaluated at once (``None``: all).
+      chunk_size: path steps evaluated at once: ``"auto"`` (default) chooses as
+        :func:`jig.ig` does (:func:`jig.engine.auto_chunk`), ``None`` takes all at once,
+        an int that many (a compensated running sum).
       tol, max_steps: do not apply (IDGI is complete by construction, there is no
         quadrature error to refine); passing either raises ``ValueError``.
 

@@ -137,7 +137,7 @@ class InteractionsConfig(NamedTuple):
     t: tuple  # the -ln t rule's nodes
     w: tuple  # and weights
     rows: tuple | None
-    chunk_size: int | None
+    chunk_size: int | str | None
     mesh: Any
     monte_carlo: bool
 
@@ -230,7 +230,11 @@ def run(config: InteractionsConfig, path: _paths.Path, problem: _frontend.Proble
 
     zero = jnp.zeros(basis.shape, work)
     it = _integrand.Integrand(block, zero, finish)
-    total = _engine.fixed(it, (index, alphas), weights, chunk_size=config.chunk_size, mesh=config.mesh)
+    chunk_size = config.chunk_size
+    if chunk_size == "auto":  # bounded memory, a few unrolled chunks for conv nets (jig.engine.auto_chunk)
+        nbytes, prims = _engine.profile(kernel, xv)
+        chunk_size = _engine.auto_chunk(weights.shape[0], nbytes, prims)
+    total = _engine.fixed(it, (index, alphas), weights, chunk_size=chunk_size, mesh=config.mesh)
     return _frontend.Result(total, points=weights.shape[0])
 
 
@@ -259,7 +263,7 @@ def interactions(
     rule: str | _rules.Rule = "gauss_log",
     argnums: ArgNums = 0,
     rows: Sequence[int] | np.ndarray | None = None,
-    chunk_size: int | None = None,
+    chunk_size: int | str | None = None,
     return_delta: bool = False,
     check_finite: bool | None = None,
     mesh: jax.sharding.Mesh | None = None,
@@ -307,7 +311,8 @@ def interactions(
         new set of rows compiles anew. Not with ``return_delta`` (completeness needs
         every row; compare row sums with :func:`jig.ig`).
       chunk_size: ``None`` evaluates every point at once (memory ``points × R × n``);
-        an int evaluates that many at a time with a compensated running sum.
+        an int evaluates that many at a time with a compensated running sum;
+        ``"auto"`` chooses as :func:`jig.ig` does (:func:`jig.engine.auto_chunk`).
       return_delta: also return ``delta = Σ Γ - (F(x) - F(start))`` (the mean over
         the starts for an expected path).
       check_finite: as in :func:`jig.ig`.

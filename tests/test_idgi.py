@@ -130,7 +130,7 @@ def test_jit_vmap_grad_chunk_size_and_mesh():
         batch = jax.jit(jax.vmap(explain, in_axes=(0, None, None, None)))(xs, W1, B1, W2)
         np.testing.assert_allclose(batch[0], A, rtol=2e-5, atol=2e-6)
         np.testing.assert_allclose(batch[1], explain(xs[1], W1, B1, W2), rtol=2e-5, atol=2e-6)
-        for kw in ({"mesh": mesh, "chunk_size": 3},):
+        for kw in ({"mesh": mesh, "chunk_size": 3}, {"chunk_size": None}):
             np.testing.assert_allclose(jig.idgi(score, b, 5, path=path, **kw)(xs[0], W1, B1, W2), A,
                                        rtol=2e-5, atol=2e-6, err_msg=f"{name} {kw}")
         if name == "guided":

@@ -176,7 +176,7 @@ def test_jit_vmap_grad_chunk_size_and_mesh():
     np.testing.assert_allclose(batch[1], explain(xs[1], PARAMS), rtol=2e-5, atol=2e-7)
     rows = jax.jit(jax.vmap(jig.interactions(mlp, 0.0, 5, rows=[2]), in_axes=(0, None)))(xs, PARAMS)
     np.testing.assert_allclose(rows[:, 0], batch[:, 2], rtol=2e-5, atol=2e-7)
-    for kw in ({"chunk_size": 2}, {"mesh": jax.make_mesh((8,), ("d",))}, {"mesh": jax.make_mesh((8,), ("d",)), "chunk_size": 3}):
+    for kw in ({"chunk_size": 2}, {"chunk_size": "auto"}, {"mesh": jax.make_mesh((8,), ("d",))}, {"mesh": jax.make_mesh((8,), ("d",)), "chunk_size": 3}):
         np.testing.assert_allclose(jig.interactions(mlp, 0.0, 5, **kw)(xs[0], PARAMS), G, rtol=2e-5, atol=2e-7,
                                    err_msg=str(kw))
     C = jnp.asarray(np.random.default_rng(6).normal(size=(6, 6)), jnp.float32)
