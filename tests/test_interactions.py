@@ -210,6 +210,8 @@ def test_token_matrix_through_a_flax_embedding_split():
     M = token_matrix(G)
     assert M.shape == (3, 3)
     np.testing.assert_allclose(M, G.sum(axis=(1, 3)), atol=1e-6)
+    batched = jax.jit(jax.vmap(token_matrix))(jnp.stack([G, -2.0 * G]))  # composes with jit and vmap
+    np.testing.assert_allclose(batched, jnp.stack([M, -2.0 * M]), atol=1e-6)
     A = jig.ig(lambda h, params, ids: s.top(params, ids, h), 0.0, 64)(h, params, ids)
     np.testing.assert_allclose(M.sum(axis=1), A.sum(axis=1), atol=1e-5)  # per-token IG
     np.testing.assert_allclose(M.sum(), model.apply(params, ids) - s.top(params, ids, jnp.zeros_like(h)), atol=1e-5)
