@@ -189,6 +189,17 @@ def test_options_pass_through_to_jig_ig():
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
 
 
+def test_targets_and_mesh_pass_through():
+    """Every output at once (targets="all") with the path points spread over the 8 test devices."""
+    model, where, xs = CASES["mlp"]
+    s, x = jig.equinox.split(model, where), xs[0]
+    expected = jig.ig(lambda h: s.top(model, x, h), 0.0, 16, targets="all")(s.bottom(model, x))
+    mesh = jax.make_mesh((8,), ("points",))
+    got = jig.equinox.layer_ig(model, where, None, steps=16, targets="all", mesh=mesh)(model, x)
+    assert got.attributions.shape == (3, 16)
+    np.testing.assert_allclose(got.attributions, expected, rtol=1e-5, atol=1e-7)
+
+
 def test_call_index_chooses_the_call_of_a_shared_submodule():
     model = Shared(eqx.nn.Linear(3, 3, key=KEYS[5]))
     x = jnp.array([0.3, -0.2, 0.9])

@@ -111,6 +111,10 @@ def test_ig_equals_jig_ig_of_the_hand_written_model():
     np.testing.assert_allclose(delta, d_expected, atol=1e-6)
     gap = by_hand(x, 1) - by_hand(jnp.zeros_like(x), 1)
     np.testing.assert_allclose(jnp.sum(A), gap, rtol=1e-3, atol=1e-5)
+    # every output at once: targets="all" with f=None (the three logits)
+    every = jig.keras.ig(MLP, steps=STEPS, targets="all")(x)
+    assert every.shape == (3, 4)
+    np.testing.assert_allclose(every[1], A, rtol=1e-5, atol=1e-7)
 
 
 def test_ig_on_the_cnn_with_batch_norm_and_dropout_in_inference_mode():
