@@ -37,18 +37,13 @@ Example:
 
 from __future__ import annotations
 
-import unittest
+import sys
 from typing import Any, Callable, NamedTuple
-
-
-class MissingExtra(ImportError, unittest.SkipTest):
-    """The optional dependency is not installed (test runners report a skip)."""
-
 
 try:
     import equinox as eqx
-except ImportError as e:  # pragma: no cover - depends on the environment
-    raise MissingExtra("jig.equinox needs equinox, the optional extra: pip install 'jig[equinox]'") from e
+except ImportError:  # pragma: no cover - the optional extra is missing: each function says how to install it
+    eqx = None
 
 import jax  # noqa: E402
 from jax.extend.core import get_opaque_trace_state  # noqa: E402
@@ -60,6 +55,19 @@ from jig._types import Baseline, Explainer, PyTree  # noqa: E402
 __all__ = ["Split", "split", "layer_ig", "submodules"]
 
 _TRACE = "jig.equinox"
+
+
+def _require(caller: str) -> None:
+    if eqx is None:
+        raise ImportError(f"{caller} needs equinox, the optional extra: pip install 'jig[equinox]'")
+
+
+if eqx is None and "pytest" in sys.modules:  # pragma: no cover - the examples below need equinox
+    import pytest
+
+    @pytest.fixture(autouse=True)
+    def _examples_need_equinox():
+        pytest.skip("jig.equinox's examples need equinox: pip install 'jig[equinox]'")
 
 
 class Split(NamedTuple):
@@ -102,6 +110,7 @@ def submodules(model: PyTree) -> dict[str, Any]:
       >>> list(jig.equinox.submodules(mlp))[:2]
       ['m.layers[0]', 'm.layers[1]']
     """
+    _require("jig.equinox.submodules")
     out: dict[str, Any] = {}
 
     def walk(node, prefix):
@@ -212,6 +221,7 @@ def _check_call_index(caller: str, call_index) -> int | None:
 
 
 def _check_model(caller: str, model) -> None:
+    _require(caller)
     if not isinstance(model, eqx.Module):
         raise _checks.type_fail(caller, "model", "an equinox.Module", model,
                                 "for Flax models use jig.flax, for Keras models jig.keras")

@@ -41,15 +41,10 @@ import inspect
 import os
 import sys
 import threading
-import unittest
 from typing import Any, Callable, NamedTuple
 
 from jig import _checks
 from jig._types import Baseline, Explainer, PyTree
-
-
-class MissingExtra(ImportError, unittest.SkipTest):
-    """The optional dependency is not installed (test runners report a skip)."""
 
 
 def _import_keras():
@@ -63,8 +58,8 @@ def _import_keras():
         os.environ["KERAS_BACKEND"] = "jax"
     try:
         import keras
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise MissingExtra("jig.keras needs keras, the optional extra: pip install 'jig[keras]'") from e
+    except ImportError:  # pragma: no cover - the optional extra is missing: each function says how to install it
+        return None
     backend = keras.backend.backend()
     if backend != "jax":
         raise ImportError(
@@ -87,6 +82,19 @@ from jig import layers as _layers  # noqa: E402
 __all__ = ["Weights", "Split", "weights", "forward", "split", "ig", "layer_ig"]
 
 _TRACE = "jig.keras"
+
+
+def _require(caller: str) -> None:
+    if keras is None:
+        raise ImportError(f"{caller} needs keras, the optional extra: pip install 'jig[keras]'")
+
+
+if keras is None and "pytest" in sys.modules:  # pragma: no cover - the examples below need keras
+    import pytest
+
+    @pytest.fixture(autouse=True)
+    def _examples_need_keras():
+        pytest.skip("jig.keras's examples need keras: pip install 'jig[keras]'")
 _LOCK = threading.RLock()  # a layer's call is swapped only while one forward pass is traced
 
 
@@ -123,6 +131,7 @@ class Split(NamedTuple):
 
 
 def _check_model(caller: str, model, *, need_layers: bool = False):
+    _require(caller)
     kind, cls = ("a keras.Model", keras.Model) if need_layers else ("a keras.Model or keras.layers.Layer", keras.layers.Layer)
     if not isinstance(model, cls):
         raise _checks.type_fail(caller, "model", kind, model,
