@@ -6,7 +6,7 @@ The CNN: 28x28x1 -> conv3x3(16) -> ReLU -> conv3x3(32) -> ReLU -> 2x2 max pool
 (and once more with ``chunk_size=16``). ``jig.rewrite.fast`` replaces the pool by
 reshape + max, whose backward pass avoids XLA's ``select_and_scatter``. ``jig.ig``
 applies it by default, so the "reduce_window" contender is traced with the rewrite
-turned off (``jig._ig``'s reference to ``jig.rewrite`` swapped for an identity while
+turned off with ``jig.ig(..., rewrite=False)`` (formerly by swapping jig._ig's reference while
 it compiles); the other is ``jig.ig``'s default. The script checks that both give the
 same attributions and that only the plain one contains ``select_and_scatter``, then
 times them in turns (medians).
@@ -17,8 +17,6 @@ Run: python benchmarks/maxpool.py [--reps 7]
 from __future__ import annotations
 
 import argparse
-import contextlib
-import types
 import functools
 import json
 import os
@@ -66,21 +64,9 @@ def problem(seed: int = 0):
     return xs, ts, params
 
 
-@contextlib.contextmanager
-def _rewrite_off():
-    from jig import _ig
-
-    saved = _ig._rewrite
-    _ig._rewrite = types.SimpleNamespace(fast=lambda F: F)
-    try:
-        yield
-    finally:
-        _ig._rewrite = saved
-
-
-def explainer(model, chunk_size):
+def explainer(model, chunk_size, rewrite=True):
     def one(x, t, p):
-        return jig.ig(lambda x, p: model(x, p)[t], 0.0, STEPS, chunk_size=chunk_size)(x, p)
+        return jig.ig(lambda x, p: model(x, p)[t], 0.0, STEPS, chunk_size=chunk_size, rewrite=rewrite)(x, p)
 
     return jax.jit(jax.vmap(one, in_axes=(0, 0, None)))
 
@@ -93,10 +79,9 @@ def main(argv=None) -> dict:
     out = {"machine": _timing.machine(), "steps": STEPS, "batch": BATCH, "runs": []}
     assert rewrite.count(logits, xs[0], params) == {"rewritten": 1, "kept": 0}
     for chunk in (None, 16):
-        plain, rewritten = explainer(logits, chunk), explainer(logits, chunk)
-        with _rewrite_off():
-            a = np.asarray(plain(xs, ts, params))  # traced and compiled here
-            hlo_plain = plain.lower(xs, ts, params).as_text()
+        plain, rewritten = explainer(logits, chunk, rewrite=False), explainer(logits, chunk)
+        a = np.asarray(plain(xs, ts, params))
+        hlo_plain = plain.lower(xs, ts, params).as_text()
         b = np.asarray(rewritten(xs, ts, params))
         hlo_fast = rewritten.lower(xs, ts, params).as_text()
         assert "select_and_scatter" in hlo_plain and "select_and_scatter" not in hlo_fast
