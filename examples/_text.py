@@ -182,7 +182,7 @@ class Transformer(nnx.Module):
                  causal: bool = False, rngs: nnx.Rngs):
         vocab, width = table.shape
         self.embed = nnx.Embed(vocab, width, rngs=rngs)
-        self.embed.embedding.value = jnp.asarray(table)
+        self.embed.embedding[...] = jnp.asarray(table)
         self.proj = nnx.Linear(width, dim, rngs=rngs)
         self.pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (max_len, dim)))
         self.blocks = nnx.List([Block(dim, heads, hidden, dropout, rngs=rngs) for _ in range(layers)])
@@ -198,7 +198,7 @@ class Transformer(nnx.Module):
         e = self.embed(ids)
         if keys[0] is not None:  # drop whole tokens (word dropout) while training
             e = jnp.where(jax.random.bernoulli(keys[0], 1.0 - self.embed_dropout, ids.shape)[..., None], e, 0.0)
-        h = self.proj(e) + self.pos.value[: ids.shape[-1]]
+        h = self.proj(e) + self.pos[: ids.shape[-1]]
         h = _dropout(h, self.dropout, keys[1])
         if self.causal:
             mask = nnx.make_causal_mask(ids)

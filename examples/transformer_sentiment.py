@@ -302,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     n_fig = 5
     fig_tokens = [t for t in token_lists[:n_fig] for _ in shown]
     fig_scores = [shown[name][0][i] for i in range(n_fig) for name in shown]
-    fig_labels = [f"{name.split()[0]} {labels[i]}" for i in range(n_fig) for name in shown]
+    fig_labels = [f"{name.split()[0]:3s} {labels[i]}  " for i in range(n_fig) for name in shown]
     fig = jig.viz.text_figure(fig_tokens, fig_scores, labels=fig_labels, width=10.0, fontsize=11,
                               title=f"Transformer (held-out accuracy {acc:.3f}): straight IG and DIG, per token")
     png_path = os.path.join(args.out, "transformer_sentiment.png")
