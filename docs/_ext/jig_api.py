@@ -83,9 +83,25 @@ def _type_ref(obj) -> str:
     return f"``{kind.__qualname__}``" if kind.__module__ == "builtins" else f":class:`~{kind.__module__}.{kind.__qualname__}`"
 
 
+def _documented_elsewhere(module: types.ModuleType, obj) -> bool:
+    """Whether ``obj`` is defined in another public module that lists it in its ``__all__``."""
+    home = getattr(obj, "__module__", None) or ""
+    if home == module.__name__ or not home.startswith("jig.") or any(p.startswith("_") for p in home.split(".")):
+        return False
+    try:
+        return obj.__qualname__ in getattr(importlib.import_module(home), "__all__", ())
+    except Exception:
+        return False
+
+
 def _entry(module: types.ModuleType, name: str, attr_doc: list[str] | None) -> str:
     full = f"{module.__name__}.{name}"
     obj = getattr(module, name)
+    if inspect.isclass(obj) and _documented_elsewhere(module, obj):
+        # a re-export of a class documented on its own module's page: link there (documenting
+        # it twice would register its canonical name twice)
+        home = f"{obj.__module__}.{obj.__qualname__}"
+        return f".. py:class:: {name}\n\n   The same class as :class:`{home}` (documented there).\n"
     if inspect.isclass(obj):
         fields = getattr(obj, "_fields", ())  # a NamedTuple: its fields come from its Attributes: section
         skip = f"\n   :exclude-members: {', '.join(fields)}" if fields else ""
