@@ -71,7 +71,8 @@ _UNROLL = 16  # sensitivity_max: at most this many separate explain calls per pr
 
 def _array(caller: str, argument: str, value) -> jax.Array:
     """``value`` as a floating JAX array (a tracer stays a tracer)."""
-    if not isinstance(value, (jax.Array, np.ndarray, float, int, list, tuple)) or isinstance(value, bool):
+    if not isinstance(value, (jax.Array, np.ndarray, np.generic, float, int, list, tuple)) or isinstance(
+            value, (bool, np.bool_)):
         raise _checks.type_fail(caller, argument, "a floating-point array", value)
     value = jnp.asarray(value)
     if not jnp.issubdtype(value.dtype, jnp.floating):
@@ -92,6 +93,8 @@ def _like_x(caller: str, argument: str, value, x: jax.Array) -> jax.Array:
 
 
 def _baseline(caller: str, value, x: jax.Array) -> jax.Array:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        value = float(value)  # baseline=0 means 0.0
     value = _array(caller, "baseline", value)
     try:
         ok = np.broadcast_shapes(value.shape, x.shape) == tuple(x.shape)

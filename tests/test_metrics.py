@@ -246,6 +246,9 @@ def test_ties_keep_index_order_and_uneven_steps():
     c = metrics.deletion(lambda x: x @ jnp.arange(5.0), x, a, steps=2)
     np.testing.assert_allclose(c.fractions, [0.0, 0.4, 1.0])  # 5 // 2 = 2 features first
     np.testing.assert_allclose(c.values, [10.0, 9.0, 0.0])
+    # an int baseline is a number like any other
+    np.testing.assert_allclose(metrics.insertion(lambda x: x @ jnp.arange(5.0), x, a, steps=5, baseline=0).values,
+                               [0.0, 0.0, 1.0, 3.0, 6.0, 10.0])
 
 
 # --------------------------------------------------------------------------- randomization
