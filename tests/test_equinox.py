@@ -162,18 +162,17 @@ def test_layer_ig_equals_ig_of_the_hand_split_model():
 
 
 def test_baseline_input_is_the_layers_output_on_it():
-    model, where, ids = CASES["attention"]
+    """baseline_input given as an input (an array like x): the baseline is bottom(model, x')."""
+    model, where, xs = CASES["mlp"]
     s = jig.equinox.split(model, where)
-    explain = jig.equinox.layer_ig(model, where, _pick, steps=STEPS, baseline_input=jnp.zeros_like, return_delta=True)
-    res = explain(model, ids[0])
-    bottom, run = eqx.filter_jit(s.bottom), eqx.filter_jit(lambda m, x: m(x))
-    hb = bottom(model, jnp.zeros_like(ids[0]))
-    params, static = eqx.partition(model, eqx.is_array)
-    F = lambda h, p: _pick(s.top(eqx.combine(p, static), ids[0], h))  # noqa: E731
-    expected = jig.ig(F, hb, STEPS)(bottom(model, ids[0]), params)
+    x, x_ref = xs[0], xs[1]
+    res = jig.equinox.layer_ig(model, where, _pick, steps=STEPS, baseline_input=x_ref, return_delta=True)(model, x)
+    F = lambda h, m: _pick(s.top(m, x, h))  # noqa: E731
+    expected = jig.ig(F, s.bottom(model, x_ref), STEPS)(s.bottom(model, x), model)
     np.testing.assert_allclose(res.attributions, expected, rtol=1e-5, atol=1e-7)
-    gap = _pick(run(model, ids[0])) - _pick(run(model, jnp.zeros_like(ids[0])))
-    np.testing.assert_allclose(res.token_scores.sum(), gap, rtol=1e-3, atol=1e-5)
+    gap = _pick(model(x)) - _pick(model(x_ref))  # the MLP's top ignores x: F(h_x) - F(h_x') is the model's gap
+    np.testing.assert_allclose(res.attributions.sum(), gap, rtol=1e-3, atol=1e-5)
+    assert abs(res.delta) < 1e-3 * abs(gap) + 1e-5
 
 
 def test_options_pass_through_to_jig_ig():
