@@ -32,7 +32,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["walk", "inner_moves"]
+__all__ = ["walk", "step", "inner_moves"]
 
 
 def inner_moves(n: int, fraction: float) -> int:
@@ -93,8 +93,15 @@ def _rounds(bits, dist, need, finite, rank: int, stop):
     return jnp.where(stop, none, state[3]), jnp.where(stop, none, state[0])
 
 
-def _step(g, xc, xv, bv, diff, moving, l1_total, a, *, max_dist: float, rank: int):
-    """One step of the walk from ``xc`` with the gradient ``g`` there: the new point."""
+def step(g, xc, xv, bv, diff, moving, l1_total, a, *, max_dist: float, rank: int):
+    """One step of the walk from ``xc`` with the gradient ``g`` there: the new point.
+
+    Public so that other methods on Guided IG's path (``jig.idgi``) can re-run the walk
+    point by point. ``xv``, ``bv``: input and baseline (flat); ``diff = xv - bv``;
+    ``moving = diff != 0``; ``l1_total = Σ|diff|``; ``a``: the step's target progress;
+    ``max_dist``: the window half-width; ``rank``: the selection quantile's rank
+    (``floor(fraction * (n - 1))``), as :func:`walk` computes them.
+    """
     dtype = xv.dtype
     a_min = jnp.maximum(a - max_dist, 0.0)
     a_max = jnp.minimum(a + max_dist, 1.0)
@@ -166,7 +173,7 @@ def walk(grad_vec: Callable[[jax.Array], jax.Array], xv: jax.Array, bv: jax.Arra
         xc, attr = carry
         a, is_last = target
         g = grad_vec(xc)
-        xn = _step(g, xc, xv, bv, diff, moving, l1_total, a.astype(xv.dtype),
+        xn = step(g, xc, xv, bv, diff, moving, l1_total, a.astype(xv.dtype),
                    max_dist=max_dist, rank=rank)
         xn = jnp.where(is_last, xv, xn)  # land exactly on x
         return (xn, attr + (xn - xc) * g), None

@@ -151,7 +151,7 @@ def guided_idgi(value_and_grad: Callable, xv: jax.Array, bv: jax.Array, weights:
         xc, attr, ig = carry
         a, is_last = target
         fc, g = value_and_grad(xc)
-        xn = _guided._step(g, xc, xv, bv, diff, moving, l1_total, a.astype(xv.dtype), max_dist=max_dist, rank=rank)
+        xn = _guided.step(g, xc, xv, bv, diff, moving, l1_total, a.astype(xv.dtype), max_dist=max_dist, rank=rank)
         xn = jnp.where(is_last, xv, xn)
         return (xn, attr, ig + (xn - xc) * g), (fc, g, xn - xc)
 

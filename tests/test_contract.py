@@ -29,9 +29,14 @@ PATHS = {
 }
 RULES = ["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gauss_legendre"]
 METHODS = {
-    # name: (f, options, reduce the attributions to one number per feature for the derivative checks)
-    "ig": (lambda x, w: model(x, w)[1], {}, lambda a: a),
-    "ig_targets": (model, {"targets": "all"}, lambda a: a.sum(0)),
+    # name: (transform, f, options, reduce the attributions to one number per feature)
+    "ig": (jig.ig, lambda x, w: model(x, w)[1], {}, lambda a: a),
+    "ig_targets": (jig.ig, model, {"targets": "all"}, lambda a: a.sum(0)),
+    "idgi": (jig.idgi, lambda x, w: model(x, w)[1], {}, lambda a: a),
+}
+# What a method refuses, and the message that says so (checked for every such case).
+REFUSES = {
+    "idgi": {"paths": {"expected_mc": "random positions are not steps"}, "tol": "tol must be None"},
 }
 MESH = jax.make_mesh((8,), ("d",))
 
@@ -40,21 +45,30 @@ MESH = jax.make_mesh((8,), ("d",))
 @pytest.mark.parametrize("path_name", list(PATHS))
 @pytest.mark.parametrize("method", list(METHODS))
 def test_contract(method, path_name, rule):
-    f, opts, reduce = METHODS[method]
+    transform, f, opts, reduce = METHODS[method]
     path, b = PATHS[path_name]()
+    refuses = REFUSES.get(method, {})
+    if path_name in refuses.get("paths", {}):
+        with pytest.raises(ValueError, match=refuses["paths"][path_name]):
+            transform(f, b, 4, path=path, rule=rule, **opts)(XS[0], W)
+        return
     nested = rule in ("gauss_legendre", "riemann_trapezoid")
     per_alpha = path_name in ("straight", "blur", "custom")
     # tol: nested rules on one-point-per-alpha paths refine to the tolerance; the rest refuse
-    if not nested:
+    if "tol" in refuses:
+        with pytest.raises(ValueError, match=refuses["tol"]):
+            transform(f, b, 4, path=path, rule=rule, tol=1e-3, **opts)
+        nested = False
+    elif not nested:
         with pytest.raises(ValueError, match="with tol= the rule must be nested"):
             jig.ig(f, b, 4, path=path, rule=rule, tol=1e-3, **opts)
     elif not per_alpha:
         with pytest.raises(ValueError, match="tol= .adaptive steps. needs a path with one point per alpha"):
             jig.ig(f, b, 4, path=path, rule=rule, tol=1e-3, **opts)
-    explain = jig.ig(f, b, 4, path=path, rule=rule, **opts)
-    chunked = jig.ig(f, b, 4, path=path, rule=rule, chunk_size=3, **opts)
-    meshed = jig.ig(f, b, 4, path=path, rule=rule, mesh=MESH, chunk_size=3, **opts)
-    adaptive = (jig.ig(f, b, 4, path=path, rule=rule, tol=1e-3, max_steps=4097, return_info=True, **opts)
+    explain = transform(f, b, 4, path=path, rule=rule, **opts)
+    chunked = transform(f, b, 4, path=path, rule=rule, chunk_size=3, **opts)
+    meshed = transform(f, b, 4, path=path, rule=rule, mesh=MESH, chunk_size=3, **opts)
+    adaptive = (transform(f, b, 4, path=path, rule=rule, tol=1e-3, max_steps=4097, return_info=True, **opts)
                 if nested and per_alpha else None)
     v = jnp.linspace(-1.0, 1.0, 9).reshape(3, 3)
 
