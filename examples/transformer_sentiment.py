@@ -219,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=None, help="straight-line IG nodes (default 64; 8 with --quick)")
     p.add_argument("--anchors", type=int, default=None, help="DIG anchors per token (default 30; 4 with --quick)")
     p.add_argument("--compare", type=int, default=None, help="held-out sentences in the DIG-vs-straight table (default 400; 16 with --quick)")
+    p.add_argument("--dig-steps", type=int, default=None,
+                   help="DIG nodes per segment (default: steps / (anchors + 1), the straight line's budget)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     q = args.quick
@@ -227,9 +229,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     steps = args.steps or (8 if q else 64)
     anchors = args.anchors or (4 if q else 30)
     n_compare = args.compare or (16 if q else 400)
-    dig_steps = max(1, round(steps / (anchors + 1)))  # the same gradient budget as the straight line
-    if min(epochs, steps, anchors, n_compare) < 1 or imdb < 0:
-        p.error("--epochs, --steps, --anchors and --compare must be >= 1 and --imdb >= 0")
+    dig_steps = args.dig_steps or max(1, round(steps / (anchors + 1)))  # default: the straight line's budget
+    if min(epochs, steps, anchors, n_compare, dig_steps) < 1 or imdb < 0:
+        p.error("--epochs, --steps, --anchors, --compare and --dig-steps must be >= 1 and --imdb >= 0")
     t0 = time.perf_counter()
 
     length = 32 if q else 72  # tokens per sentence (Rotten Tomatoes: at most ~70)
@@ -271,7 +273,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         timings[name] = time.perf_counter() - t
         table_rows[name] = dict(erasure_scores(model, sub, scores), delta=float(np.mean(np.abs(deltas))))
     t_explain = time.perf_counter() - t1
-    print(f"\nDIG vs straight IG on {len(sub)} held-out sentences (top {TOP:.0%} of tokens masked):")
+    print(f"\nDIG vs straight IG on {len(sub)} held-out sentences (top {TOP:.0%} of tokens masked; gradients per "
+          f"sentence: straight {steps}, DIG {anchors + 1} segments x {dig_steps} = {(anchors + 1) * dig_steps}):")
     print(f"{'path':16s} {'log-odds':>9s} {'compr.':>8s} {'suff.':>8s} {'mean|delta|':>12s} {'seconds':>8s}")
     for name, r in table_rows.items():
         print(f"{name:16s} {r['log-odds']:+9.3f} {r['comprehensiveness']:+8.3f} {r['sufficiency']:+8.3f} "
