@@ -506,8 +506,9 @@ class Explainer:
     """
 
     def __init__(self, options: Options, method: Method, baseline, targets, static_argnums=(), static_argnames=(),
-                 doc: str | None = None, wraps: Callable | None = None):
+                 doc: str | None = None, wraps: Callable | None = None, post: Callable | None = None):
         self.options, self.method, self.baseline = options, method, baseline
+        self.post = post
         self.targets = targets
         self.static_argnums, self.static_argnames = tuple(static_argnums), tuple(static_argnames)
         self._targets_arg = None if targets is None or isinstance(targets, str) else targets
@@ -570,6 +571,8 @@ class Explainer:
                 _raise_nonfinite(options.caller, flags)  # an eager call: a catchable FloatingPointError
             elif options.check_finite:  # under the caller's jit/vmap: a callback staged into their program
                 jax.debug.callback(functools.partial(_raise_nonfinite, options.caller), flags)
+        if self.post is not None:  # a method whose result is not shaped like x (jig.interactions)
+            attributions = self.post(attributions)
         if options.return_delta or options.return_info:
             return attributions, extra
         return attributions
@@ -579,11 +582,13 @@ class Explainer:
 
 
 def explainer(options: Options, method: Method, baseline, targets, *, static_argnums=(), static_argnames=(),
-              doc: str | None = None, wraps: Callable | None = None) -> Explainer:
+              doc: str | None = None, wraps: Callable | None = None, post: Callable | None = None) -> Explainer:
     """The :class:`Explainer` a front-end returns. ``targets`` is the checked targets
     value (an array is traced); ``baseline`` the array/pytree baseline (``None`` when
-    ``options.baseline_fn`` is set or the path needs none)."""
-    return Explainer(options, method, baseline, targets, static_argnums, static_argnames, doc, wraps)
+    ``options.baseline_fn`` is set or the path needs none); ``post`` reshapes results
+    that are not shaped like the input (the method's ``run`` returns leaves shaped
+    like ``x``'s with extra trailing axes, ``post`` arranges them)."""
+    return Explainer(options, method, baseline, targets, static_argnums, static_argnames, doc, wraps, post)
 
 
 def _hashable(caller, what, value):

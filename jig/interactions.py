@@ -376,20 +376,13 @@ def interactions(
     )
     config = InteractionsConfig(tuple(t.tolist()), tuple(w.tolist()), rows, chunk_size, mesh, monte_carlo)
     name = rule if isinstance(rule, str) else rule.name
-    inner = _frontend.explainer(
+    doc = (f"Integrated Hessians of {getattr(f, '__name__', 'f')} ({name}, {steps} steps, "
+           f"{path.name} path{'' if rows is None else f', rows {list(rows)}'}).")
+    return _frontend.explainer(
         options, _frontend.Method(path, run, config), baseline_arg, None,
-        static_argnums=static_nums, static_argnames=static_names,
+        static_argnums=static_nums, static_argnames=static_names, wraps=f, doc=doc,
+        post=None if rows is not None else _nest,
     )
-    def out(*args, **kwargs):
-        res = inner(*args, **kwargs)
-        if rows is not None:
-            return res
-        return (_nest(res[0]), res[1]) if return_delta else _nest(res)
-
-    out = functools.wraps(f)(out)
-    out.__doc__ = (f"Integrated Hessians of {getattr(f, '__name__', 'f')} ({name}, {steps} steps, "
-                   f"{path.name} path{'' if rows is None else f', rows {list(rows)}'}).")
-    return out
 
 
 def token_matrix(gamma: jax.Array) -> jax.Array:
