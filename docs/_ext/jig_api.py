@@ -277,7 +277,7 @@ def escape_plain_text(app, what, name, obj, options, lines: list[str]) -> None:
 
 
 # Pages that other parts of the project add; the navigation lists each one once it exists.
-OPTIONAL_PAGES = ["metrics", "equinox_keras", "text", "ARCHITECTURE"]
+OPTIONAL_PAGES = ["metrics", "equinox_keras", "text", "ARCHITECTURE", "methods_family", "smooth_conductance"]
 
 
 def drop_missing_pages(app, docname: str, source: list[str]) -> None:
