@@ -20,7 +20,8 @@ Default: the timing. The 16 28x28 digits-like images and CNN of ``benchmarks/_mo
 (3 convolutions, 10 classes), SmoothGrad over IG with the same samples and steps in
 both (Gauss-Legendre nodes), Captum at each ``internal_batch_size`` in ``--ibs`` (its
 best is reported), jig as ``jax.jit(jax.vmap(jig.smooth(jig.ig(...))))`` with one key per
-example. Both are timed in turns (medians); the torch thread count is ``--threads``.
+example, and as one jitted call per example (``--chunks``: ``jig.smooth``'s chunk_size;
+on XLA:CPU a small working set stays in cache, see benchmarks/peers.py's "loop" mode). Both are timed in turns (medians); the torch thread count is ``--threads``.
 The script first checks that jig and Captum agree when fed the same noise.
 """
 
@@ -182,17 +183,25 @@ def bench(args) -> dict:
         return lambda: nt_fresh.attribute(xt, nt_type="smoothgrad", nt_samples=samples, stdevs=sigma, target=tt,
                                           n_steps=steps, method="gausslegendre", internal_batch_size=ibs)
 
-    fns = {"jig": lambda: batched(keys, xs, params, ts)}
+    fns = {"jig vmap": lambda: batched(keys, xs, params, ts)}
+    # XLA:CPU keeps a small working set in cache: one example per call (as benchmarks/peers.py's
+    # "loop" mode), the samples 2 at a time (5 unrolled chunks of 2 x 32 path points)
+    for chunk in args.chunks:
+        one = jax.jit(jig.smooth(explain, stddev=sigma, samples=samples, relative=False,
+                                 chunk_size=None if chunk == 0 else chunk))
+        fns[f"jig loop chunk_size={chunk or None}"] = (lambda one: lambda: [
+            one(k, x, params, t) for k, x, t in zip(keys, xs, ts)])(one)
     for ibs in args.ibs:
         fns[f"captum ibs={ibs}"] = captum(None if ibs == 0 else ibs)
-    first = _timing.once(fns["jig"])
-    times = _timing.interleaved(fns, reps=args.reps)
+    first = {k: _timing.once(fn) for k, fn in fns.items() if k.startswith("jig")}
+    times = _timing.interleaved(fns, reps=args.reps, warmup=0)
     best = min((k for k in times if k.startswith("captum")), key=lambda k: times[k]["median_s"])
+    best_jig = min((k for k in times if k.startswith("jig")), key=lambda k: times[k]["median_s"])
     load = os.getloadavg()
     res = {
         "batch": len(b.xs), "samples": samples, "steps": steps, "stddev": sigma, "torch_threads": args.threads,
         "max_rel_diff_same_noise": err, "jig_first_call_s": first, "times": times, "captum_best": best,
-        "speedup_vs_best_captum": times[best]["median_s"] / times["jig"]["median_s"],
+        "jig_best": best_jig, "speedup_vs_best_captum": times[best]["median_s"] / times[best_jig]["median_s"],
         "loadavg": load, "machine": _timing.machine(),
     }
     return res
@@ -208,6 +217,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--ibs", type=int, nargs="+", default=[0, 64, 256, 1024],
                    help="Captum internal_batch_size values (0: none)")
+    p.add_argument("--chunks", type=int, nargs="+", default=[2, 0],
+                   help="jig.smooth chunk_size values for the per-example loop (0: none)")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
     if args.golden:
