@@ -11,7 +11,8 @@ rest as traced arguments, so that
   and plain Python objects through the arrays in their attributes (the function
   receives a shallow copy whose array attributes are tracers). A model whose weights
   change between two calls therefore gives new attributions;
-- everything else (strings, bools, ``None``, callables, Python ints named in
+- everything else (strings, bools, ``None``, callables, Python numbers that are an
+  object's attributes such as an Equinox module's dropout rate, Python ints named in
   ``static_argnums``) is static: part of the compilation's cache key, compared by
   value where it is hashable.
 
@@ -133,6 +134,18 @@ def _rebuild(holder: Holder, arrays: list, scopes: list):
 # --------------------------------------------------------------------------- partition
 
 
+def _is_python_number(leaf) -> bool:
+    return isinstance(leaf, (int, float, complex)) and not isinstance(leaf, bool)
+
+
+def _inside_object(path) -> bool:
+    """Whether a leaf is an attribute of an object (an Equinox module's field, a
+    dataclass's): such Python numbers are configuration (a dropout rate, a size) and stay
+    static, as ``equinox.filter_jit`` treats them; numbers in tuples, lists and dicts
+    (the call's own arguments) are traced."""
+    return any(isinstance(k, jax.tree_util.GetAttrKey) for k in path)
+
+
 def partition(tree) -> tuple[list, Any, tuple]:
     """Split a pytree's leaves into traced ones and a hashable static description.
 
@@ -141,10 +154,10 @@ def partition(tree) -> tuple[list, Any, tuple]:
     for objects holding ``n`` arrays (whose arrays are in ``dynamic_leaves``).
     :func:`merge` undoes it inside the trace.
     """
-    leaves, treedef = jax.tree.flatten(tree)
+    with_paths, treedef = jax.tree_util.tree_flatten_with_path(tree)
     dyn, static = [], []
-    for i, leaf in enumerate(leaves):
-        if is_dynamic(leaf):
+    for i, (path, leaf) in enumerate(with_paths):
+        if is_dynamic(leaf) and not (_is_python_number(leaf) and _inside_object(path)):
             dyn.append(leaf)
             continue
         held = _holder(leaf)

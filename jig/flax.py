@@ -258,9 +258,13 @@ def _runner(model) -> tuple[Callable[..., Any], str]:
         return _linen_runner(model), type(model).__name__
     if isinstance(model, nnx.Module):
         return _nnx_runner(model), type(model).__name__
+    mod = type(model).__module__ or ""
+    fix = ("for an Equinox model use jig.equinox.layer_ig; " if mod.startswith("equinox") else
+           "for a Keras model use jig.keras.layer_ig; " if mod.startswith("keras") else "")
     raise TypeError(
         "model must be a flax.linen.Module or a flax.nnx.Module, "
-        f"got {model!r} of type {type(model).__name__}"
+        f"got a {type(model).__name__} from {mod or 'an unknown module'}; {fix}any other model "
+        "can be split by hand into bottom/top functions for jig.layers.layer_ig"
     )
 
 

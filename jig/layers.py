@@ -122,9 +122,10 @@ def layer_ig(
     if f is not None and not callable(f):
         raise _checks.type_fail(caller, "f", "None or a callable output -> scalar", f)
     if baseline_input is not None and baseline is not None:
-        raise ValueError(
-            f"{caller}: give either baseline (for the layer's output) or baseline_input (an input "
-            "whose layer output is the baseline), not both"
+        raise _checks.fail(
+            caller, "baseline and baseline_input", "given one at a time", "both", "give either baseline "
+            "(for the layer's output) or baseline_input (an input whose layer output is the baseline)",
+            raw=True,
         )
     for bad in ("static_argnums", "static_argnames"):
         if bad in ig_options:

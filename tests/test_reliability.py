@@ -69,6 +69,21 @@ def test_a_mutated_equinox_module():
     np.testing.assert_allclose(a2, X, rtol=1e-5)  # weight row of ones, no non-linearity: IG = x
 
 
+def test_equinox_hyperparameters_stay_static():
+    eqx = pytest.importorskip("equinox")
+    # a dropout rate and attention sizes are Python numbers on the module: configuration, not traced
+    m = eqx.nn.Sequential([eqx.nn.Dropout(0.0, inference=True), eqx.nn.Linear(4, 1, key=jax.random.key(0))])
+    np.testing.assert_allclose(jig.ig(lambda x, m: m(x)[0], 0.0, 8)(X, m), m.layers[1].weight[0] * X, rtol=1e-5)
+    att = eqx.nn.MultiheadAttention(2, 4, key=jax.random.key(1))
+    q = jnp.ones((3, 4))
+    A, delta = jig.ig(lambda x, m: jnp.sum(m(x, x, x)), 0.0, 16, return_delta=True)(q, att)
+    assert A.shape == (3, 4) and abs(float(delta)) < 1e-3
+    # a Python number that is the call's own argument is still traced: no recompilation for new values
+    scaled = jig.ig(lambda x, s: jnp.sum(s * x**2), 0.0, 8)
+    np.testing.assert_allclose(scaled(X, 2.0), 2 * X**2, rtol=1e-5)
+    np.testing.assert_allclose(scaled(X, 3.0), 3 * X**2, rtol=1e-5)
+
+
 def test_a_mutated_keras_model():
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "jax":
