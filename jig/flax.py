@@ -52,11 +52,12 @@ import numpy as np
 from flax import linen as nn
 from flax import nnx
 
+from jig import conductance as _conductance
 from jig import layers as _layers
 from jig._types import Baseline
 from jig.layers import LayerAttribution, token_scores
 
-__all__ = ["Split", "LayerAttribution", "split", "layer_ig", "layer_names", "token_scores"]
+__all__ = ["Split", "LayerAttribution", "split", "layer_ig", "conductance", "layer_names", "token_scores"]
 
 
 class Split(NamedTuple):
@@ -435,4 +436,43 @@ def layer_ig(
     return _layers.layer_ig(
         s.bottom, s.top, f, baseline, steps, baseline_input=baseline_input, argnums=argnums,
         caller="jig.flax.layer_ig", name=f"layer {s.layer!r} of {type(model).__name__}", **ig_options,
+    )
+
+
+def conductance(
+    model,
+    layer: str | tuple,
+    f: Callable[[Any], jax.Array] | None = None,
+    baseline: Baseline = 0.0,
+    steps: int = 50,
+    *,
+    call_index: int | None = None,
+    **options: Any,
+) -> Callable[..., LayerAttribution]:
+    """Each hidden unit's conductance at a layer of a Flax model (Dhamdhere et al. 2018).
+
+    ``∫ ∂F/∂y_j · dy_j(γ(α))/dα dα`` along the straight path ``γ`` in the *input* space
+    from the baseline to ``x`` (``y`` the layer's output): how much of
+    ``F(x) − F(baseline)`` flows through unit ``j``; the units' conductances sum to it.
+    Captum's ``LayerConductance``, with ``dy/dα`` exact (``jax.jvp``) instead of a finite
+    difference. A thin front-end: :func:`split` finds the layer and
+    :func:`jig.conductance.conductance` does the rest (its options: ``rule``,
+    ``chunk_size``, ``mesh``, ``targets``, ``return_delta``, ``check_finite``).
+
+    Neuron attribution (the inputs' IG for one hidden unit ``j``) is a one-liner with
+    :func:`split`: ``jig.ig(lambda x, p: s.bottom(p, x)[j], 0.0, steps)(x, params)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, flax.linen as nn, jig
+      >>> model = nn.Sequential([nn.Dense(4), nn.tanh, nn.Dense(1)])   # layers_0 is the hidden layer
+      >>> x = jnp.array([0.5, -1.0, 2.0])
+      >>> params = model.init(jax.random.key(0), x)
+      >>> res = jig.flax.conductance(model, "layers_0", lambda y: y[0], steps=32, return_delta=True)(params, x)
+      >>> res.attributions.shape, bool(abs(res.delta) < 1e-4)   # 4 units, summing to F(x) - F(0)
+      ((4,), True)
+    """
+    s = split(model, layer, call_index=call_index)
+    return _conductance.conductance(
+        s.bottom, s.top, f, baseline, steps, caller="jig.flax.conductance",
+        name=f"layer {s.layer!r} of {type(model).__name__}", **options,
     )
