@@ -137,7 +137,6 @@ def _monotonize(a, b, c, anchors: int):
 def _token_path(config: _Config, table, graph, x, b):
     """Points ``(anchors + 2, D)`` from ``b`` to ``x`` for one token."""
     m, k = config.anchors, config.neighbours
-    v = table.shape[0]
     is_base = jnp.all(table == b[None, :], axis=-1)  # (V,): the baseline's own word(s)
     start = jnp.argmin(_sq_dist(x[None, :], table)[0])
 

@@ -2,7 +2,6 @@
 
 import html
 import importlib.util
-import os
 import pathlib
 import re
 import sys
