@@ -31,6 +31,7 @@ from jig._types import PyTree
 
 __all__ = [
     "ZeroAttributionWarning",
+    "call_arguments",
     "Explainer",
     "Method",
     "Options",
@@ -412,17 +413,22 @@ class Call(NamedTuple):
     static_args: tuple
 
 
+def call_arguments(call: Call, dyn, scopes: list) -> tuple[list, dict]:
+    """The call's ``(args, kwargs)`` rebuilt from its traced leaves and static parts
+    (Keras variable mappings are appended to ``scopes``)."""
+    args, kwargs = _static.merge(dyn, call.treedef, call.static, scopes)
+    pos_static, kw_static = call.static_args
+    args = list(args)
+    for i, s in pos_static:
+        args.insert(i, s.value)
+    return args, dict(kwargs, **{k: s.value for k, s in kw_static})
+
+
 @functools.partial(jax.jit, static_argnames=("call",))
 def _compiled(dyn, baseline_in, targets_in, params, *, call: Call):
     options, method = call.options, call.method
     scopes: list = []
-    args, kwargs = _static.merge(dyn, call.treedef, call.static, scopes)
-    pos_static, kw_static = call.static_args
-    if pos_static or kw_static:
-        args = list(args)
-        for i, s in pos_static:
-            args.insert(i, s.value)
-        kwargs = dict(kwargs, **{k: s.value for k, s in kw_static})
+    args, kwargs = call_arguments(call, dyn, scopes)
     problem, plain_dtypes = prepare(options, args, kwargs, scopes, baseline_in, targets_in, method.path)
     res = method.run(method.config, method.path, problem, params, plain_dtypes)
     total = res.total
@@ -606,12 +612,7 @@ def _check_target_range(caller, call, dyn, concrete, sizes):
     if key not in sizes:
         def probe(dyn):
             scopes: list = []
-            args, kwargs = _static.merge(dyn, call.treedef, call.static, scopes)
-            pos_static, kw_static = call.static_args
-            args = list(args)
-            for i, s in pos_static:
-                args.insert(i, s.value)
-            kwargs = dict(kwargs, **{k: s.value for k, s in kw_static})
+            args, kwargs = call_arguments(call, dyn, scopes)
             with _static.entered(scopes):
                 return jnp.asarray(call.options.f.value(*args, **kwargs))
 

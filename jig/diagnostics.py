@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jig import _checks, _frontend, _static
+from jig import _checks, _frontend
 from jig import _ig
 
 __all__ = ["Diagnosis", "diagnose"]
@@ -81,13 +81,7 @@ def _profile(dyn, baseline_in, targets_in, params, *, call):
     options, method = call.options, call.method
     config, path = method.config, method.path
     scopes: list = []
-    args, kwargs = _static.merge(dyn, call.treedef, call.static, scopes)
-    pos_static, kw_static = call.static_args
-    if pos_static or kw_static:
-        args = list(args)
-        for i, s in pos_static:
-            args.insert(i, s.value)
-        kwargs = dict(kwargs, **{k: s.value for k, s in kw_static})
+    args, kwargs = _frontend.call_arguments(call, dyn, scopes)
     P, plain = _frontend.prepare(options, args, kwargs, scopes, baseline_in, targets_in, path)
     res = method.run(config, path, P, params, plain)
     f_x = P.F(P.x)
