@@ -15,6 +15,8 @@ constructor         path                                   ``baseline=``
                     averaged (Expected Gradients)
 :func:`custom`      any ``gamma(α, x, b)``; ``γ'`` by jvp  the baseline
 :func:`guided`      Guided IG's adaptive path               the baseline
+:func:`discretized` Discretized IG through an embedding     the baseline
+                    table's words (text models)             embedding
 ==================  =====================================  ==================
 
 Example:
@@ -44,6 +46,7 @@ __all__ = [
     "expected",
     "gaussian_blur",
     "guided",
+    "discretized",
     "straight",
 ]
 
@@ -782,3 +785,29 @@ def guided(fraction: float = 0.25, max_dist: float = 0.02) -> Path:
         starts=_straight_starts,
         guide=(float(fraction), float(max_dist)),
     )
+
+
+def discretized(table, anchors: int = 16, *, strategy: str = "greedy", neighbours: int = 64,
+                graph: Any = None) -> Path:
+    """Discretized IG (Sanyal and Ren 2021): a path through the words of an embedding table.
+
+    For embedding inputs: from the baseline embedding, through ``anchors`` monotonized
+    neighbouring words, to each token's embedding; every coordinate moves
+    monotonically and the path ends exactly at the input. The same function as
+    :func:`jig.discretized.discretized` (see it for the arguments: ``strategy``
+    ``"greedy"`` or ``"maxcount"``, ``neighbours``, a precomputed ``graph``); the table
+    is traced (the path's ``params``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, jig
+      >>> table = jax.random.normal(jax.random.key(0), (50, 4))      # 50 words, 4 dims
+      >>> h = table[jnp.array([3, 7])]                                # a 2-token sentence
+      >>> path = jig.paths.discretized(table, anchors=3)
+      >>> f = lambda h: jnp.sum(jnp.tanh(h) ** 2)
+      >>> A, delta = jig.ig(f, 0.0, 16, path=path, return_delta=True)(h)
+      >>> A.shape, bool(abs(delta) < 1e-2 * abs(f(h)))
+      ((2, 4), True)
+    """
+    from jig import discretized as _discretized  # jig.discretized builds on Path: imported on use
+
+    return _discretized.discretized(table, anchors, strategy=strategy, neighbours=neighbours, graph=graph)
