@@ -5,14 +5,29 @@
     [1.0, 4.0]
 """
 
-from jig import adaptive, baselines, engine, flax, guided, hoist, integrand, layers, paths, rules
-from jig import metrics
+from jig import (
+    adaptive,
+    baselines,
+    conductance,
+    diagnostics,
+    discretized,
+    engine,
+    flax,
+    guided,
+    hoist,
+    integrand,
+    layers,
+    metrics,
+    paths,
+    rewrite,
+    rules,
+)
 from jig._frontend import Explainer, ZeroAttributionWarning
 from jig._ig import ig
+from jig.adaptive import AdaptiveInfo
+from jig.diagnostics import Diagnosis, diagnose
 from jig.idgi import idgi
 from jig.interactions import interactions
-from jig.diagnostics import Diagnosis, diagnose
-from jig.adaptive import AdaptiveInfo
 from jig.sharding import explain_dataset, sharded
 from jig.smooth import smooth
 
@@ -37,4 +52,13 @@ def __dir__():
 
 # jig.viz, jig.equinox and jig.keras are public too, but left out of __all__ so that
 # `from jig import *` works without their optional dependencies.
-__all__ = ["ig", "idgi", "interactions", "Explainer", "diagnose", "Diagnosis", "diagnostics", "baselines", "engine", "flax", "guided", "hoist", "integrand", "layers", "paths", "rules", "__version__", "sharded", "explain_dataset", "adaptive", "AdaptiveInfo", "metrics", "smooth"]
+__all__ = [
+    # transforms and wrappers
+    "ig", "idgi", "interactions", "smooth", "sharded", "explain_dataset", "diagnose",
+    # types
+    "Explainer", "AdaptiveInfo", "Diagnosis", "ZeroAttributionWarning",
+    # modules
+    "adaptive", "baselines", "conductance", "diagnostics", "discretized", "engine", "flax", "guided",
+    "hoist", "integrand", "layers", "metrics", "paths", "rewrite", "rules",
+    "__version__",
+]
