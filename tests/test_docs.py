@@ -211,6 +211,15 @@ def test_docstring_fixes_for_plain_text_notation():
     assert args[2] == r"  \*args, \*\*kwargs: passed on."
 
 
+def test_example_pages_run_quick_examples_and_show_slow_ones():
+    page = jig_api._example_page("fast", "A title\non two lines.\n\nWhat it does.", "p.add_argument('--quick'); '--out'")
+    assert page.startswith("---\nfile_format: mystnb") and "# A title on two lines.\n" in page
+    assert '.main(["--quick", "--out", out])' in page and "literalinclude:: ../../examples/fast.py" not in page
+    assert "{literalinclude} ../../examples/fast.py" in page
+    slow = jig_api._example_page("generation", "Slow.\n\nMinutes.", "--quick --out")
+    assert "code-cell" not in slow and "is not run when this site is built" in slow
+
+
 def test_unresolved_names_that_exist_in_the_code_are_recognised():
     assert jig_api._exists("ig", "jig") and jig_api._exists("jig.paths.blur", None)
     assert not jig_api._exists("no_such_name", "jig") and not jig_api._exists("jig.paths.nope", None)

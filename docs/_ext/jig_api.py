@@ -290,13 +290,47 @@ def drop_missing_pages(app, docname: str, source: list[str]) -> None:
 
 
 NOT_TUTORIALS = {"make_gallery"}  # a maintenance script, not an example
+# examples that take minutes even in their reduced form: their pages show the script only
+NOT_RUN = {"transformer_sentiment", "generation"}
+FRONT = "---\nfile_format: mystnb\nkernelspec:\n  name: python3\n  display_name: Python 3\n  language: python\n---\n\n"
+LOAD = '''import importlib.util, os, sys
+from IPython.display import HTML, Image, display
+
+def load_example(name):
+    """examples/<name>.py of the repository, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, f"../../examples/{name}.py")
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+'''
+SHOW = '''for name in sorted(os.listdir(out)):  # what the script wrote
+    path = os.path.join(out, name)
+    if name.endswith(".png"):
+        display(Image(path))
+    elif name.endswith(".html"):
+        display(HTML(open(path, encoding="utf-8").read()))
+'''
+
+
+def _example_page(name: str, doc: str, source: str) -> str:
+    title, _, rest = doc.partition("\n\n")
+    head = f"# {' '.join(title.split()) or name}\n\n```text\n{rest.strip()}\n```\n\n"
+    tail = f"## The script\n\n```{{literalinclude}} ../../examples/{name}.py\n:language: python\n```\n"
+    runnable = "--quick" in source and "--out" in source and name not in NOT_RUN
+    if not runnable:
+        return (head + f"`examples/{name}.py` is not run when this site is built (it takes minutes even in its\n"
+                f"reduced form); run it from a clone of the repository: `python examples/{name}.py --help`.\n\n" + tail)
+    return (FRONT + head + f"This page is `examples/{name}.py`, run in its reduced form (`--quick`) when the site\n"
+            f"was built, with what it printed and wrote.\n\n"
+            f"```{{code-cell}} ipython3\n{LOAD}\nout = \"_out/{name}\"\nstatus = load_example(\"{name}\").main([\"--quick\", \"--out\", out])\n```\n\n"
+            f"```{{code-cell}} ipython3\n{SHOW}```\n\n" + tail)
 
 
 def example_pages(app) -> None:
     """``tutorials/more_<name>.md`` for each example script that has no tutorial page of its own.
 
-    Such a page shows the script's docstring and source; it does not run the script (the
-    tutorial pages run theirs, in reduced form, when the site is built).
+    The page runs the script in its reduced form (``--quick --out``) and shows what it
+    printed and wrote, except for the slow ones (``NOT_RUN``), whose page shows the script.
     """
     here = os.path.join(app.srcdir, "tutorials")
     examples = os.path.join(os.path.dirname(app.srcdir), "examples")
@@ -306,15 +340,8 @@ def example_pages(app) -> None:
         if name in NOT_TUTORIALS or os.path.exists(os.path.join(here, f"{name}.md")):
             continue
         with open(os.path.join(examples, f"{name}.py"), encoding="utf-8") as f:
-            doc = ast.get_docstring(ast.parse(f.read())) or ""
-        title, _, rest = doc.partition("\n\n")
-        wanted[f"more_{name}.md"] = (
-            f"# {' '.join(title.split()) or name}\n\n"
-            f"`examples/{name}.py` is not run when this site is built (it takes minutes even in its\n"
-            f"reduced form); run it from a clone of the repository with `python examples/{name}.py --help`.\n\n"
-            f"```text\n{rest.strip()}\n```\n\n"
-            f"## The script\n\n```{{literalinclude}} ../../examples/{name}.py\n:language: python\n```\n"
-        )
+            source = f.read()
+        wanted[f"more_{name}.md"] = _example_page(name, ast.get_docstring(ast.parse(source)) or "", source)
     for stale in {n for n in os.listdir(here) if n.startswith("more_") and n.endswith(".md")} - set(wanted):
         os.remove(os.path.join(here, stale))
     for page, text in wanted.items():
