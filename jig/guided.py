@@ -169,14 +169,14 @@ def walk(grad_vec: Callable[[jax.Array], jax.Array], xv: jax.Array, bv: jax.Arra
     last = jnp.arange(ends.shape[0]) == ends.shape[0] - 1
     rank = math.floor(fraction * max(n - 1, 0))
 
-    def step(carry, target):
+    def one_step(carry, target):
         xc, attr = carry
         a, is_last = target
         g = grad_vec(xc)
         xn = step(g, xc, xv, bv, diff, moving, l1_total, a.astype(xv.dtype),
-                   max_dist=max_dist, rank=rank)
+                  max_dist=max_dist, rank=rank)
         xn = jnp.where(is_last, xv, xn)  # land exactly on x
         return (xn, attr + (xn - xc) * g), None
 
-    (_, attr), _ = jax.lax.scan(step, (bv, jnp.zeros_like(xv)), (ends, last), unroll=unroll)
+    (_, attr), _ = jax.lax.scan(one_step, (bv, jnp.zeros_like(xv)), (ends, last), unroll=unroll)
     return attr
