@@ -14,12 +14,16 @@ two libraries compute the same definition on the same perturbations:
 | insertion, 16 steps | ``insertion`` | (none) | (none) |
 | randomisation, IG 16 steps, 4 layers | ``randomization`` | (none) | ``MPRT`` (its own draws: timed only) |
 
-torch runs with ``torch.set_num_threads(2)`` (the machine's cores; ``--torch-threads``),
-XLA with its default threads and two CPU devices, as ``benchmarks/peers.py`` does; jig is
-timed in two forms (one ``vmap``-ed call, or per-example calls round-robin on the two
-devices) and the faster is reported. Run it in the peers' venv (``/work/shared/PEERS.md``):
+By default torch runs with ``torch.set_num_threads(2)`` (``--torch-threads``) and XLA
+with its default threads on two CPU devices, as ``benchmarks/peers.py`` does; jig is timed
+in two forms (one ``vmap``-ed call, or per-example calls round-robin on the devices) and
+the faster is reported. On the shared 2-core machine a 2-thread torch pool is ~10x slower
+under load, so the figures in BUILD_NOTES pin both sides to one thread:
 
-    ~/peers-venv/bin/python benchmarks/metrics.py [--reps 5] [--quick]
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1" \
+        ~/peers-venv/bin/python benchmarks/metrics.py --reps 5 --torch-threads 1
+
+Run it in the peers' venv (``/work/shared/PEERS.md``; ``--quick``: 4 images, 2 repetitions).
 """
 
 from __future__ import annotations
