@@ -288,7 +288,7 @@ def test_bad_arguments():
         jig.keras.ig(MLP, "logits")
     with pytest.raises(TypeError, match=r"jig.keras.ig explainer: weights must be None or jig.keras.weights\(model\)"):
         jig.keras.ig(MLP, _pick, steps=4)(X_MLP[0], weights=[1.0])
-    with pytest.raises(ValueError, match=r"jig.keras.layer_ig: give either baseline .* or baseline_input"):
+    with pytest.raises(ValueError, match=r"jig.keras.layer_ig: baseline and baseline_input must be given one at a time, got both; give either baseline"):
         jig.keras.layer_ig(MLP, "hidden", _pick, 0.0, baseline_input=jnp.zeros_like)
     with pytest.raises(ValueError, match=r"must return a scalar|must be a scalar"):
         jig.keras.ig(MLP, steps=4)(X_MLP[0])  # three outputs and no f
