@@ -109,11 +109,12 @@ def run(config: IGConfig, path: _paths.Path, problem: _frontend.Problem, params,
     split = None
     if config.hoist and path.line is not None and plain_dtypes and not P.forward:
         split = _hoist.split(P.F, P.x)
-    kernel = _integrand.derivative(P.F, P.out_shape, forward=P.forward)
+    sequential = _engine.batch_sensitive(prims)  # targets: K backward passes one by one on conv nets
+    kernel = _integrand.derivative(P.F, P.out_shape, forward=P.forward, sequential=sequential)
     if config.adaptive is not None:
         if split is not None:
             starts, _, _ = path.line(params, P.x, P.baseline, jnp.zeros((1,), P.work))
-            it = _integrand.hoisted(split, starts, P.x, P.out_shape)
+            it = _integrand.hoisted(split, starts, P.x, P.out_shape, sequential=sequential)
         else:
             it = _integrand.along_path(kernel, path, params, P.x, P.baseline, jnp.zeros((), P.work))
         f_x = P.F(P.x)
@@ -127,7 +128,7 @@ def run(config: IGConfig, path: _paths.Path, problem: _frontend.Problem, params,
     nodes, weights = path.nodes(params, P.x, P.baseline, *_rule_nodes(config, P.work))
     if split is not None:
         starts, index, alphas = path.line(params, P.x, P.baseline, nodes)
-        it = _integrand.hoisted(split, starts, P.x, P.out_shape)
+        it = _integrand.hoisted(split, starts, P.x, P.out_shape, sequential=sequential)
         nodes = alphas if jax.tree.leaves(starts)[0].shape[0] == 1 else (index, alphas)
     else:
         node0 = jax.tree.map(lambda a: a[0], nodes)

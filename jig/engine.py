@@ -35,7 +35,7 @@ import numpy as np
 
 from jig.integrand import Integrand
 
-__all__ = ["fixed", "auto_chunk", "profile", "UNROLL_CHUNKS", "MEMORY_BUDGET", "shard_leading", "auto_mesh"]
+__all__ = ["fixed", "auto_chunk", "batch_sensitive", "profile", "UNROLL_CHUNKS", "MEMORY_BUDGET", "shard_leading", "auto_mesh"]
 
 #: Chunk loops of at most this many chunks are unrolled: a convolution's input gradient
 #: inside a rolled XLA:CPU while loop runs 3-4x slower (BUILD_NOTES).
@@ -74,6 +74,12 @@ def profile(fn, *args) -> tuple[int, frozenset]:
     return total, frozenset(names)
 
 
+def batch_sensitive(primitives: frozenset) -> bool:
+    """Whether a function with these primitives has gradients that XLA:CPU runs faster in
+    several mid-sized batches than in one large one (convolutions, window pooling)."""
+    return bool(primitives & _BATCH_SENSITIVE)
+
+
 def auto_chunk(n: int, bytes_per_point: int, primitives: frozenset) -> int | None:
     """The default ``chunk_size`` for ``n`` path points (``None``: all at once).
 
@@ -92,7 +98,7 @@ def auto_chunk(n: int, bytes_per_point: int, primitives: frozenset) -> int | Non
       65536
     """
     size = n
-    if primitives & _BATCH_SENSITIVE:
+    if batch_sensitive(primitives):
         size = -(-n // UNROLL_CHUNKS)
     cap = max(1, MEMORY_BUDGET // max(1, bytes_per_point))
     size = min(size, cap)
