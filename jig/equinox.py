@@ -46,7 +46,6 @@ except ImportError:  # pragma: no cover - the optional extra is missing: each fu
     eqx = None
 
 import jax  # noqa: E402
-from jax.extend.core import get_opaque_trace_state  # noqa: E402
 
 from jig import _checks  # noqa: E402
 from jig import layers as _layers  # noqa: E402
@@ -154,56 +153,36 @@ def _resolve(caller: str, model, where) -> Any:
 # --------------------------------------------------------------------------- the stand-in
 
 
-class _Tap:
-    """One forward pass's record of the submodule's calls, and what to do at the chosen one."""
-
-    def __init__(self, caller: str, name: str, call_index: int | None, replacement: Any = None, replace: bool = False):
-        self.caller, self.name = caller, name
-        self.call_index, self.want = call_index, 0 if call_index is None else call_index
-        self.replacement, self.replace = replacement, replace
-        self.calls, self.captured = 0, None
-        self.trace = get_opaque_trace_state(convention=_TRACE)
-
-    def handle(self, run: Callable[[], Any]) -> Any:
-        i, self.calls = self.calls, self.calls + 1
-        if i != self.want:
-            return run()
-        if get_opaque_trace_state(convention=_TRACE) != self.trace:
-            raise ValueError(
-                f"{self.caller}: where must pick a submodule that the model calls directly, got "
-                f"{self.name}, which the model calls inside a JAX transform of its own (jax.vmap, "
-                "jax.lax.scan, jax.jit...); pick the module that applies the transform instead "
-                "(for jax.vmap(self.embedding)(ids): the module whose __call__ contains that line)"
-            )
-        if self.replace:
-            return self.replacement
-        self.captured = run()
-        return self.captured
-
-    def check(self, model) -> None:
-        n = self.calls
-        if n == 0:
-            raise ValueError(
-                f"{self.caller}: where must pick a submodule the forward pass calls, got {self.name}, "
-                f"which {type(model).__name__} never calls (only __call__ is intercepted); "
-                f"its callable submodules are: {_listing(model)}"
-            )
-        if self.call_index is None and n > 1:
-            raise ValueError(
-                f"{self.caller}: where must pick a submodule called once per forward pass, got "
-                f"{self.name}, called {n} times; pass call_index=i (0 <= i < {n}, in call order)"
-            )
-        if self.want >= n:
-            raise ValueError(
-                f"{self.caller}: call_index must be < {n} (the calls of {self.name} per forward "
-                f"pass), got {self.want}"
-            )
+def _tap(caller: str, name: str, call_index: int | None, **kw) -> _layers.CallTap:
+    """A :class:`jig.layers.CallTap` for the submodule ``name``, with this adapter's messages."""
+    messages = _layers.TapMessages(
+        nested=(
+            f"{caller}: where must pick a submodule that the model calls directly, got "
+            f"{name}, which the model calls inside a JAX transform of its own (jax.vmap, "
+            "jax.lax.scan, jax.jit...); pick the module that applies the transform instead "
+            "(for jax.vmap(self.embedding)(ids): the module whose __call__ contains that line)"
+        ),
+        missing=lambda model: (
+            f"{caller}: where must pick a submodule the forward pass calls, got {name}, "
+            f"which {type(model).__name__} never calls (only __call__ is intercepted); "
+            f"its callable submodules are: {_listing(model)}"
+        ),
+        repeated=lambda n: (
+            f"{caller}: where must pick a submodule called once per forward pass, got "
+            f"{name}, called {n} times; pass call_index=i (0 <= i < {n}, in call order)"
+        ),
+        index=lambda n, want: (
+            f"{caller}: call_index must be < {n} (the calls of {name} per forward "
+            f"pass), got {want}"
+        ),
+    )
+    return _layers.CallTap(messages, call_index, convention=_TRACE, **kw)
 
 
 class _StandIn:
     """Takes the submodule's place in the model: ``__call__`` goes through the tap."""
 
-    def __init__(self, module, tap: _Tap):
+    def __init__(self, module, tap: _layers.CallTap):
         object.__setattr__(self, "_module", module)
         object.__setattr__(self, "_tap", tap)
 
@@ -271,7 +250,7 @@ def split(model: PyTree, where: Callable[[Any], Any], *, call_index: int | None 
     call_index = _check_call_index(caller, call_index)
     name = _name_of(model, _resolve(caller, model, where))
 
-    def run(tap: _Tap, m, x, args, kwargs):
+    def run(tap: _layers.CallTap, m, x, args, kwargs):
         sub = _resolve(caller, m, where)
         tapped = eqx.tree_at(where, m, replace=_StandIn(sub, tap))
         out = tapped(x, *args, **kwargs)
@@ -279,7 +258,7 @@ def split(model: PyTree, where: Callable[[Any], Any], *, call_index: int | None 
         return out
 
     def bottom(m, x, *args, **kwargs):
-        tap = _Tap(caller, name, call_index)
+        tap = _tap(caller, name, call_index)
         run(tap, m, x, args, kwargs)
         if any(isinstance(leaf, eqx.nn.State) for leaf in jax.tree.leaves(tap.captured, is_leaf=_is_state)):
             raise ValueError(
@@ -290,7 +269,7 @@ def split(model: PyTree, where: Callable[[Any], Any], *, call_index: int | None 
         return tap.captured
 
     def top(m, x, h, *args, **kwargs):
-        return run(_Tap(caller, name, call_index, replacement=h, replace=True), m, x, args, kwargs)
+        return run(_tap(caller, name, call_index, replacement=h, replace=True), m, x, args, kwargs)
 
     return Split(bottom, top, name)
 

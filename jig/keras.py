@@ -74,7 +74,6 @@ keras = _import_keras()
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from jax.extend.core import get_opaque_trace_state  # noqa: E402
 
 from jig import ig as _jig_ig  # noqa: E402
 from jig import layers as _layers  # noqa: E402
@@ -218,51 +217,31 @@ def forward(model) -> Callable[..., Any]:
 # --------------------------------------------------------------------------- split
 
 
-class _Tap:
-    """One forward pass's record of the layer's calls, and what to do at the chosen one."""
-
-    def __init__(self, caller: str, name: str, call_index: int | None, replacement: Any = None, replace: bool = False):
-        self.caller, self.name = caller, name
-        self.call_index, self.want = call_index, 0 if call_index is None else call_index
-        self.replacement, self.replace = replacement, replace
-        self.calls, self.captured = 0, None
-        self.trace = get_opaque_trace_state(convention=_TRACE)
-
-    def handle(self, run: Callable[[], Any]) -> Any:
-        i, self.calls = self.calls, self.calls + 1
-        if i != self.want:
-            return run()
-        if get_opaque_trace_state(convention=_TRACE) != self.trace:
-            raise ValueError(
-                f"{self.caller}: layer_name must name a layer that the model calls directly, got "
-                f"{self.name!r}, which runs inside a loop or map of the model's own (an RNN cell, "
-                "keras.ops.vectorized_map...); name the layer that contains it instead"
-            )
-        if self.replace:
-            return self.replacement
-        self.captured = run()
-        return self.captured
-
-    def check(self, model) -> None:
-        n = self.calls
-        if n == 0:
-            raise ValueError(
-                f"{self.caller}: layer_name must name a layer the forward pass calls, got {self.name!r}, "
-                f"which {model.name!r} never calls; its layers are: {', '.join(map(repr, _layer_names(model)))}"
-            )
-        if self.call_index is None and n > 1:
-            raise ValueError(
-                f"{self.caller}: layer_name must name a layer called once per forward pass, got "
-                f"{self.name!r}, called {n} times (a shared layer); pass call_index=i (0 <= i < {n}, in call order)"
-            )
-        if self.want >= n:
-            raise ValueError(
-                f"{self.caller}: call_index must be < {n} (the calls of {self.name!r} per forward pass), got {self.want}"
-            )
+def _tap(caller: str, name: str, call_index: int | None, **kw) -> _layers.CallTap:
+    """A :class:`jig.layers.CallTap` for the layer ``name``, with this adapter's messages."""
+    messages = _layers.TapMessages(
+        nested=(
+            f"{caller}: layer_name must name a layer that the model calls directly, got "
+            f"{name!r}, which runs inside a loop or map of the model's own (an RNN cell, "
+            "keras.ops.vectorized_map...); name the layer that contains it instead"
+        ),
+        missing=lambda model: (
+            f"{caller}: layer_name must name a layer the forward pass calls, got {name!r}, "
+            f"which {model.name!r} never calls; its layers are: {', '.join(map(repr, _layer_names(model)))}"
+        ),
+        repeated=lambda n: (
+            f"{caller}: layer_name must name a layer called once per forward pass, got "
+            f"{name!r}, called {n} times (a shared layer); pass call_index=i (0 <= i < {n}, in call order)"
+        ),
+        index=lambda n, want: (
+            f"{caller}: call_index must be < {n} (the calls of {name!r} per forward pass), got {want}"
+        ),
+    )
+    return _layers.CallTap(messages, call_index, convention=_TRACE, **kw)
 
 
 @contextlib.contextmanager
-def _tapped(layer, tap: _Tap):
+def _tapped(layer, tap: _layers.CallTap):
     """``layer.call`` reports to ``tap`` for the block (an instance attribute, removed after)."""
     with _LOCK:
         had = "call" in vars(layer)
@@ -314,14 +293,14 @@ def split(model, layer_name: str, *, call_index: int | None = None, caller: str 
     run = forward(model)
 
     def bottom(w, x, *args, **kwargs):
-        tap = _Tap(caller, layer.name, call_index)
+        tap = _tap(caller, layer.name, call_index)
         with _tapped(layer, tap):
             run(w, x, *args, **kwargs)
         tap.check(model)
         return jax.tree.map(lambda a: a[0], tap.captured)
 
     def top(w, x, h, *args, **kwargs):
-        tap = _Tap(caller, layer.name, call_index, replacement=jax.tree.map(lambda a: a[None], h), replace=True)
+        tap = _tap(caller, layer.name, call_index, replacement=jax.tree.map(lambda a: a[None], h), replace=True)
         with _tapped(layer, tap):
             out = run(w, x, *args, **kwargs)
         tap.check(model)

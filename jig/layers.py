@@ -35,7 +35,7 @@ from jig import _checks, _static
 from jig._ig import ig as _ig
 from jig._types import Baseline, PyTree
 
-__all__ = ["LayerAttribution", "layer_ig", "token_scores"]
+__all__ = ["LayerAttribution", "CallTap", "TapMessages", "layer_ig", "token_scores"]
 
 
 class LayerAttribution(NamedTuple):
@@ -54,6 +54,65 @@ class LayerAttribution(NamedTuple):
     attributions: Any
     token_scores: Any
     delta: Any
+
+
+class TapMessages(NamedTuple):
+    """What a :class:`CallTap` says when the chosen call is wrong, in the adapter's words.
+
+    Attributes:
+      nested: the call ran inside a JAX transform of the model's own (scan, vmap).
+      missing: ``model -> message``: the layer is never called.
+      repeated: ``n -> message``: called ``n`` times and no ``call_index`` given.
+      index: ``(n, want) -> message``: ``call_index`` ``want`` is not below ``n``.
+    """
+
+    nested: str
+    missing: Callable[[Any], str]
+    repeated: Callable[[int], str]
+    index: Callable[[int, int], str]
+
+
+class CallTap:
+    """One forward pass's record of a layer's calls, and what to do at the chosen one:
+    record its output (``bottom``) or return ``replacement`` instead (``top``).
+
+    Shared by the adapters that split a model by intercepting a layer's call
+    (``jig.equinox``, ``jig.keras``): they route each call of the layer through
+    :meth:`handle` and raise with :meth:`check` after the forward pass. ``convention``
+    names the adapter for ``jax.extend.core.get_opaque_trace_state``: a chosen call made
+    under another trace than the tap's (inside the model's own ``scan``/``vmap``) raises.
+    """
+
+    def __init__(self, messages: TapMessages, call_index: int | None, *, convention: str,
+                 replacement: Any = None, replace: bool = False):
+        from jax.extend.core import get_opaque_trace_state
+
+        self._trace_state = lambda: get_opaque_trace_state(convention=convention)  # noqa: E731
+        self.messages, self.call_index = messages, call_index
+        self.want = 0 if call_index is None else call_index
+        self.replacement, self.replace = replacement, replace
+        self.calls, self.captured = 0, None
+        self.trace = self._trace_state()
+
+    def handle(self, run: Callable[[], Any]) -> Any:
+        i, self.calls = self.calls, self.calls + 1
+        if i != self.want:
+            return run()
+        if self._trace_state() != self.trace:
+            raise ValueError(self.messages.nested)
+        if self.replace:
+            return self.replacement
+        self.captured = run()
+        return self.captured
+
+    def check(self, model) -> None:
+        n = self.calls
+        if n == 0:
+            raise ValueError(self.messages.missing(model))
+        if self.call_index is None and n > 1:
+            raise ValueError(self.messages.repeated(n))
+        if self.want >= n:
+            raise ValueError(self.messages.index(n, self.want))
 
 
 def token_scores(attributions: PyTree) -> PyTree:
