@@ -86,6 +86,33 @@ def mlp(batch: int = 256, seed: int = 0, classes: int = 2) -> Bench:
 
 # --------------------------------------------------------------------------- CNN
 
+
+def _conv(rng, c_in, c_out):
+    """A 3x3 HWIO convolution's weights (He normal) and bias, float32."""
+    w = rng.normal(size=(3, 3, c_in, c_out)) * np.sqrt(2.0 / (9 * c_in))
+    return w.astype(np.float32), (rng.normal(size=(c_out,)) * 0.05).astype(np.float32)
+
+
+def _load_conv_net(net, params):
+    """Copy ``params`` (HWIO convs, a dense head) into a torch net with ``convs`` and ``head``."""
+    import torch
+
+    with torch.no_grad():
+        for conv, (w, b) in zip(net.convs, params["convs"]):
+            conv.weight.copy_(torch.from_numpy(np.transpose(w, (3, 2, 0, 1)).copy()))
+            conv.bias.copy_(torch.from_numpy(b))
+        net.head.weight.copy_(torch.from_numpy(params["head"][0].T.copy()))
+        net.head.bias.copy_(torch.from_numpy(params["head"][1]))
+    return net.eval()
+
+
+def _nhwc_to_nchw(a):
+    return np.ascontiguousarray(np.moveaxis(a, -1, -3))
+
+
+def _nchw_to_nhwc(a):
+    return np.ascontiguousarray(np.moveaxis(a, -3, -1))
+
 _CONVS = ((1, 16, 1), (16, 32, 2), (32, 32, 2))  # (in, out, stride), 3x3, padding 1
 
 
@@ -106,8 +133,7 @@ def cnn(batch: int = 16, seed: int = 1) -> Bench:
     rng = np.random.default_rng(seed)
     convs = []
     for c_in, c_out, _ in _CONVS:
-        w = rng.normal(size=(3, 3, c_in, c_out)) * np.sqrt(2.0 / (9 * c_in))
-        convs.append((w.astype(np.float32), (rng.normal(size=(c_out,)) * 0.05).astype(np.float32)))
+        convs.append(_conv(rng, c_in, c_out))
     params = {"convs": convs, "head": _dense(rng, 32 * 7 * 7, 10)}
     # smooth blobs in [0, 1], like digits
     yy, xx = np.mgrid[0:28, 0:28] / 27.0
@@ -134,19 +160,10 @@ def cnn(batch: int = 16, seed: int = 1) -> Bench:
                     x = torch.relu(conv(x))
                 return self.head(x.flatten(1))
 
-        net = Net()
-        with torch.no_grad():
-            for conv, (w, b) in zip(net.convs, convs):
-                conv.weight.copy_(torch.from_numpy(np.transpose(w, (3, 2, 0, 1)).copy()))
-                conv.bias.copy_(torch.from_numpy(b))
-            net.head.weight.copy_(torch.from_numpy(params["head"][0].T.copy()))
-            net.head.bias.copy_(torch.from_numpy(params["head"][1]))
-        return net.eval()
+        return _load_conv_net(Net(), params)
 
-    to_torch = lambda a: np.ascontiguousarray(np.moveaxis(a, -1, -3))  # noqa: E731
-    from_torch = lambda a: np.ascontiguousarray(np.moveaxis(a, -3, -1))  # noqa: E731
     return Bench("cnn", cnn_logits, params, xs, _targets(cnn_logits, params, xs), 64,
-                 torch_model, to_torch, from_torch)
+                 torch_model, _nhwc_to_nchw, _nchw_to_nhwc)
 
 
 # --------------------------------------------------------------------------- max-pool CNN
@@ -170,8 +187,7 @@ def cnn_pool(batch: int = 16, seed: int = 3) -> Bench:
     rng = np.random.default_rng(seed)
     convs = []
     for c_in, c_out in ((1, 16), (16, 32)):
-        w = rng.normal(size=(3, 3, c_in, c_out)) * np.sqrt(2.0 / (9 * c_in))
-        convs.append((w.astype(np.float32), (rng.normal(size=(c_out,)) * 0.05).astype(np.float32)))
+        convs.append(_conv(rng, c_in, c_out))
     params = {"convs": convs, "head": _dense(rng, 32 * 14 * 14, 10)}
     xs = cnn(batch, seed).xs
 
@@ -189,19 +205,10 @@ def cnn_pool(batch: int = 16, seed: int = 3) -> Bench:
                     x = torch.relu(conv(x))
                 return self.head(torch.nn.functional.max_pool2d(x, 2).flatten(1))
 
-        net = Net()
-        with torch.no_grad():
-            for conv, (w, b) in zip(net.convs, convs):
-                conv.weight.copy_(torch.from_numpy(np.transpose(w, (3, 2, 0, 1)).copy()))
-                conv.bias.copy_(torch.from_numpy(b))
-            net.head.weight.copy_(torch.from_numpy(params["head"][0].T.copy()))
-            net.head.bias.copy_(torch.from_numpy(params["head"][1]))
-        return net.eval()
+        return _load_conv_net(Net(), params)
 
-    to_torch = lambda a: np.ascontiguousarray(np.moveaxis(a, -1, -3))  # noqa: E731
-    from_torch = lambda a: np.ascontiguousarray(np.moveaxis(a, -3, -1))  # noqa: E731
     return Bench("cnn_pool", cnn_pool_logits, params, xs, _targets(cnn_pool_logits, params, xs), 64,
-                 torch_model, to_torch, from_torch)
+                 torch_model, _nhwc_to_nchw, _nchw_to_nhwc)
 
 
 # --------------------------------------------------------------------------- transformer
