@@ -78,7 +78,7 @@ class CallTap:
 
     Shared by the adapters that split a model by intercepting a layer's call
     (``jig.equinox``, ``jig.keras``): they route each call of the layer through
-    :meth:`handle` and raise with :meth:`check` after the forward pass. ``convention``
+    ``handle`` and raise with ``check`` after the forward pass. ``convention``
     names the adapter for ``jax.extend.core.get_opaque_trace_state``: a chosen call made
     under another trace than the tap's (inside the model's own ``scan``/``vmap``) raises.
     """
