@@ -176,6 +176,42 @@ class Block(nnx.Module):
         return h + _dropout(self.down(jax.nn.gelu(self.up(self.norm2(h)))), self.dropout, k2)
 
 
+def _stacked_blocks(layers: int, dim: int, heads: int, hidden: int, dropout: float, rngs: nnx.Rngs) -> Block:
+    @nnx.split_rngs(splits=layers)
+    @nnx.vmap(in_axes=(0,), out_axes=0)
+    def make(rngs):
+        return Block(dim, heads, hidden, dropout, rngs=rngs)
+
+    return make(rngs)
+
+
+def _scan_blocks(blocks: Block, h, mask, keys):
+    """The stacked blocks applied in turn: ``nnx.scan`` over the stack, each block under ``nnx.remat``."""
+
+    @nnx.scan(in_axes=(nnx.Carry, 0, None, 0), out_axes=nnx.Carry)
+    @nnx.remat
+    def body(h, block, mask, key):
+        return block(h, mask, key)
+
+    return body(h, blocks, mask, keys)
+
+
+def scanned(model: "Transformer") -> "Transformer":
+    """The same transformer (same weights, same outputs) with its blocks stacked under ``nnx.scan``.
+
+    The way large models are built: one ``Block`` whose weights have a leading axis of
+    size ``layers``, run by ``nnx.scan`` with each step rematerialised (``nnx.remat``).
+    """
+    graphdef, state = nnx.split(model)
+    copy = nnx.merge(graphdef, state)  # never the caller's model
+    if not model.scan:
+        block_def, _ = nnx.split(copy.blocks[0])
+        stacked = jax.tree.map(lambda *w: jnp.stack(w), *[nnx.state(b) for b in copy.blocks])
+        copy.blocks = nnx.merge(block_def, stacked)
+        copy.scan = True
+    return copy
+
+
 class Transformer(nnx.Module):
     """Token embeddings (layer ``"embed"``) -> linear map to ``dim`` + learned positions -> blocks.
 
@@ -183,17 +219,25 @@ class Transformer(nnx.Module):
     mean over tokens, which feeds ``head`` (``outputs`` logits). ``causal=True``: a language
     model; each position attends to itself and earlier ones, and ``head`` gives next-token
     logits at every position. Call with ids of shape ``(T,)`` or ``(B, T)``.
+    ``scan=True``: the blocks are one ``Block`` with stacked weights, run by ``nnx.scan``
+    with each step under ``nnx.remat`` (the way large models are built; :func:`scanned`
+    converts a trained list-of-blocks model, same weights and outputs).
     """
 
     def __init__(self, table: np.ndarray, *, outputs: int, dim: int = 64, heads: int = 4, layers: int = 2,
                  hidden: int = 128, max_len: int = 128, dropout: float = 0.1, embed_dropout: float = 0.1,
-                 causal: bool = False, rngs: nnx.Rngs):
+                 causal: bool = False, scan: bool = False, rngs: nnx.Rngs):
         vocab, width = table.shape
         self.embed = nnx.Embed(vocab, width, rngs=rngs)
         self.embed.embedding[...] = jnp.asarray(table)
         self.proj = nnx.Linear(width, dim, rngs=rngs)
         self.pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (max_len, dim)))
-        self.blocks = nnx.List([Block(dim, heads, hidden, dropout, rngs=rngs) for _ in range(layers)])
+        if scan:  # one Block whose weights are stacked along a leading axis of size `layers`
+            self.blocks = _stacked_blocks(layers, dim, heads, hidden, dropout, rngs)
+        else:
+            self.blocks = nnx.List([Block(dim, heads, hidden, dropout, rngs=rngs) for _ in range(layers)])
+        self.layers = layers
+        self.scan = scan
         self.norm = nnx.LayerNorm(dim, rngs=rngs)
         self.head = nnx.Linear(dim, outputs, rngs=rngs)
         self.causal = causal
@@ -201,7 +245,7 @@ class Transformer(nnx.Module):
         self.embed_dropout = embed_dropout
 
     def __call__(self, ids, key=None):
-        keys = [None] * (len(self.blocks) + 2) if key is None else list(jax.random.split(key, len(self.blocks) + 2))
+        keys = [None] * (self.layers + 2) if key is None else list(jax.random.split(key, self.layers + 2))
         real = ids != PAD
         e = self.embed(ids)
         if keys[0] is not None:  # drop whole tokens (word dropout) while training
@@ -212,8 +256,11 @@ class Transformer(nnx.Module):
             mask = nnx.make_causal_mask(ids)
         else:
             mask = nnx.make_attention_mask(real, real)
-        for block, k in zip(self.blocks, keys[2:]):
-            h = block(h, mask, k)
+        if self.scan:
+            h = _scan_blocks(self.blocks, h, mask, None if key is None else jnp.stack(keys[2:]))
+        else:
+            for block, k in zip(self.blocks, keys[2:]):
+                h = block(h, mask, k)
         h = self.norm(h)
         if self.causal:
             return self.head(h)  # (..., T, vocab) next-token logits

@@ -14,6 +14,15 @@ is intercepted on a merged copy of the model (``nnx.merge``), so the model itsel
 is never mutated. Layers are named by their path, joined with ``/``
 (``"embed"``, ``"encoder/layers/0"``).
 
+Models built the way large ones are, with their blocks as one module whose weights
+are stacked and run by ``nnx.scan`` (and ``nnx.remat``), are split at any layer
+outside the scan as usual, and at block ``k`` inside it with ``scan_index=k``: jig
+adds its own variables to the stacked module in its copy of the model (a block
+index, and a slot the scan carries out for ``bottom``), so the scan itself is not
+rewritten and keeps its memory. Layers inside ``flax.linen`` lifted transforms
+(``nn.scan``, ``nn.remat``) or the model's own ``jax.lax.scan`` raise a
+``ValueError`` that says so.
+
 ``params`` is what the model's forward pass needs as arrays: the linen variables
 (``{"params": ...}``, as for ``model.apply``) or the nnx state (``nnx.state(model)``,
 or the model itself). They are arguments, never closed-over constants, so the
@@ -82,28 +91,85 @@ class Split(NamedTuple):
 
 
 class _Tap:
-    """One forward pass's record: calls of every layer, and what to do at the target."""
+    """One forward pass's record: calls of every layer, and what to do at the target.
+
+    ``scan_index``: the target runs inside an ``nnx`` transform (``nnx.scan`` over
+    a stack of blocks), and block ``scan_index`` of the stack is the one to use.
+    """
 
     def __init__(self, target: str, call_index: int | None, replacement: Any = None, replace: bool = False,
-                 shown: str | None = None):
+                 shown: str | None = None, scan_index: int | None = None):
         self.target = target
         self.shown = repr(target) if shown is None else shown
         self.want = 0 if call_index is None else call_index
         self.call_index = call_index
+        self.scan_index = scan_index
         self.replacement = replacement
         self.replace = replace
         self.counts: dict[str, int] = {}
         self.captured: Any = None
+        self.inner: Any = None  # the output's shapes, when the target ran inside an nnx transform
+        self.outer: bool = False  # the target ran outside any nnx transform
+        self.stack: int | None = None  # the number of stacked blocks, with scan_index
+        self.trace = _trace_state()
 
     def handle(self, name: str, run: Callable[[], Any]) -> Any:
         i = self.counts.get(name, 0)
         self.counts[name] = i + 1
         if name != self.target or i != self.want:
             return run()
+        self.outer = True
+        if _trace_state() != self.trace:
+            raise ValueError(
+                f"jig.flax: layer {self.shown} is called inside a JAX transform of the model's "
+                f"own (jax.lax.scan, jax.vmap, jax.checkpoint, or a flax.linen lifted transform "
+                f"such as nn.scan or nn.remat), where its output cannot be taken out or replaced; "
+                f"split the model at a layer outside that transform, or write the stack with "
+                f"flax.nnx's nnx.scan/nnx.remat (supported: scan_index=k picks block k)"
+            )
+        if self.scan_index is not None:
+            raise ValueError(
+                f"jig.flax: scan_index={self.scan_index} but layer {self.shown} is not called "
+                f"inside an nnx.scan over its stacked weights; pass scan_index=None"
+            )
         if self.replace:
             return self.replacement
         self.captured = run()
         return self.captured
+
+    def handle_inner(self, name: str, module: Any, run: Callable[[], Any]) -> Any:
+        """A call of a re-merged copy of a layer, inside an nnx transform (scan, remat)."""
+        i = self.counts.get(name, 0)
+        self.counts[name] = i + 1
+        if name != self.target or i != self.want:
+            return run()
+        index = module.__dict__.get("_jig_index")
+        stack = module.__dict__.get("_jig_stack")  # the stacked size, when scan_index is given
+        if index is None and stack is None and _sliced(module):
+            raise ValueError(
+                f"jig.flax: layer {self.shown} runs inside an nnx transform that slices its "
+                f"stacked weights (nnx.scan over a stack of blocks); pass scan_index=k "
+                f"(0 <= k < {_stack_size(module.__dict__['_jig_shapes'])}) to choose the block"
+            )
+        if stack is not None and index is not None and jnp.ndim(index[...]) != 0:
+            raise ValueError(
+                f"jig.flax: scan_index={self.scan_index} but layer {self.shown} is called with "
+                f"all its weights, not one block's slice of them (it does not run under an "
+                f"nnx.scan over axis 0 of a stack); pass scan_index=None"
+            )
+        if self.replace:
+            if index is None:
+                return self.replacement
+            out = run()  # this block's own output, replaced at block scan_index only
+            here = index[...] == self.scan_index
+            return jax.tree.map(lambda r, o: jnp.where(here, r, o), self.replacement, out)
+        out = run()
+        self.inner = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), out)
+        slots = module.__dict__.get("_jig_out")
+        if slots is not None:
+            for slot, leaf in zip(slots, jax.tree.leaves(out)):
+                slot[...] = leaf
+        return out
 
     def check(self, model_name: str) -> None:
         """Raise if the target was not called, or called ambiguously."""
@@ -122,6 +188,11 @@ class _Tap:
                 f"{model_name} is called {n} time(s) per forward pass; expected "
                 f"0 <= call_index < {n}"
             )
+
+def _trace_state() -> Any:
+    from jax.extend.core import get_opaque_trace_state
+
+    return get_opaque_trace_state(convention="flax")
 
 
 def _missing_message(target: str, model_name: str, available: list[str], called: bool = True) -> str:
@@ -146,15 +217,16 @@ def _layer_name(layer) -> str:
     )
 
 
-def _check_call_index(call_index) -> int | None:
-    if call_index is None:
+def _check_index(name: str, value, what: str) -> int | None:
+    if value is None:
         return None
-    if isinstance(call_index, bool) or not isinstance(call_index, (int, np.integer)) or call_index < 0:
-        raise ValueError(
-            f"call_index must be None or a non-negative int (which call of the layer, "
-            f"in call order), got {call_index!r}"
-        )
-    return int(call_index)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be None or a non-negative int ({what}), got {value!r}")
+    return int(value)
+
+
+def _check_call_index(call_index) -> int | None:
+    return _check_index("call_index", call_index, "which call of the layer, in call order")
 
 
 # --------------------------------------------------------------------------- linen
@@ -189,12 +261,41 @@ def _tapped_class(cls: type) -> type:
         def __call__(self, *args, **kwargs):
             active = _ACTIVE.get()
             run = lambda: cls.__call__(self, *args, **kwargs)  # noqa: E731
-            if active is None or id(self) not in active[1]:
+            if active is None:
                 return run()
-            return active[0].handle(active[1][id(self)], run)
+            tap, names = active
+            name = names.get(id(self))
+            if name is not None:
+                return tap.handle(name, run)
+            # a copy that an nnx transform (nnx.scan, nnx.remat) merged from the model's
+            # state: the layer's path travels in the graph definition as a static attribute
+            name = self.__dict__.get("_jig_path")
+            return run() if name is None else tap.handle_inner(name, self, run)
 
         _TAPPED_CLASSES[cls] = type(f"_JigTapped{cls.__name__}", (cls,), {"__call__": __call__})
     return _TAPPED_CLASSES[cls]
+
+
+class _JigVar(nnx.Variable):
+    """jig's own state on a layer of a model's copy: the block index, the captured output."""
+
+
+def _shapes(module) -> tuple[tuple[int, ...], ...]:
+    """The shapes of a module's own weights (not jig's), in a fixed order."""
+    state = nnx.state(module, nnx.Not(_JigVar))
+    return tuple(tuple(np.shape(a)) for a in jax.tree.leaves(state))
+
+
+def _sliced(module) -> bool:
+    """Whether a re-merged copy of a layer holds slices of its weights (it runs under nnx.scan)."""
+    outer, inner = module.__dict__.get("_jig_shapes", ()), _shapes(module)
+    return bool(outer) and len(outer) == len(inner) and all(o[1:] == i for o, i in zip(outer, inner))
+
+
+def _stack_size(shapes: tuple[tuple[int, ...], ...]) -> int | None:
+    """The common leading size of a stacked layer's weights, or ``None``."""
+    sizes = {s[0] for s in shapes if s}
+    return sizes.pop() if len(sizes) == 1 and all(shapes) else None
 
 
 def _nnx_modules(model: nnx.Module) -> dict[str, Any]:
@@ -231,8 +332,9 @@ def _canonical_names(modules: dict[str, Any]) -> dict[int, str]:
 
 def _nnx_runner(model: nnx.Module) -> Callable[..., Any]:
     graphdef, _ = nnx.split(model)
+    model_name = type(model).__name__
 
-    def run(tap: _Tap, params, x, args, kwargs):
+    def prepare(tap: _Tap, params, slots: Any = None):
         state = nnx.state(params) if isinstance(params, nnx.Module) else params
         # fresh Variables at the current trace level: nnx transforms inside the model
         # (nnx.scan, nnx.remat) refuse Variables made under an outer trace
@@ -242,11 +344,55 @@ def _nnx_runner(model: nnx.Module) -> Callable[..., Any]:
         names = _canonical_names(modules)
         for module in {id(m): m for m in modules.values()}.values():
             object.__setattr__(module, "__class__", _tapped_class(type(module)))
+            object.__setattr__(module, "_jig_path", names[id(module)])
+        target = modules.get(tap.target)
+        if target is not None:
+            shapes = _shapes(target)
+            object.__setattr__(target, "_jig_shapes", shapes)
+            if tap.scan_index is not None:
+                n = _stack_size(shapes)
+                if n is None:
+                    raise ValueError(
+                        f"jig.flax: scan_index={tap.scan_index} but layer {tap.shown} of {model_name} "
+                        f"is not a stack of blocks (its weights' shapes {list(shapes)} share no "
+                        f"leading size); pass scan_index=None, or name the stacked module"
+                    )
+                if tap.scan_index >= n:
+                    raise ValueError(
+                        f"jig.flax: scan_index={tap.scan_index} but layer {tap.shown} of {model_name} "
+                        f"is a stack of {n} blocks; expected 0 <= scan_index < {n}"
+                    )
+                object.__setattr__(target, "_jig_stack", n)
+                tap.stack = n
+                target._jig_index = _JigVar(jnp.arange(n))
+            if slots is not None:
+                target._jig_out = nnx.List([_JigVar(jnp.zeros(s.shape, s.dtype)) for s in slots])
+        return copy, names, target
+
+    def call(tap, copy, names, x, args, kwargs):
         token = _ACTIVE.set((tap, names))
         try:
             return copy(x, *args, **kwargs)
         finally:
             _ACTIVE.reset(token)
+
+    def run(tap: _Tap, params, x, args, kwargs):
+        copy, names, _ = prepare(tap, params)
+        out = call(tap, copy, names, x, args, kwargs)
+        if tap.replace or tap.inner is None or tap.outer:
+            return out
+        # the layer ran inside an nnx transform: its output cannot leave the transform's
+        # trace, so run again with a slot per output leaf that the transform carries out
+        # (stacked, one row per block, under nnx.scan)
+        leaves, tree = jax.tree.flatten(tap.inner)
+        n = tap.stack  # the number of blocks under nnx.scan, or None
+        slots = [jax.ShapeDtypeStruct(((n,) if n is not None else ()) + l.shape, l.dtype) for l in leaves]
+        copy, names, target = prepare(tap, params, slots=slots)
+        tap.counts, tap.inner = {}, None
+        out = call(tap, copy, names, x, args, kwargs)
+        values = [v[...] if n is None else v[...][tap.scan_index] for v in target._jig_out]
+        tap.captured = jax.tree.unflatten(tree, values)
+        return out
 
     return run
 
@@ -269,7 +415,7 @@ def _runner(model) -> tuple[Callable[..., Any], str]:
     )
 
 
-def split(model, layer: str | tuple, *, call_index: int | None = None) -> Split:
+def split(model, layer: str | tuple, *, call_index: int | None = None, scan_index: int | None = None) -> Split:
     """Split a Flax model at a named layer into ``bottom`` and ``top``.
 
     ``bottom(params, x, *a, **k)`` is the layer's output ``h`` on ``x``;
@@ -289,6 +435,14 @@ def split(model, layer: str | tuple, *, call_index: int | None = None) -> Split:
         layer's ``__call__`` are intercepted.
       call_index: which call to use when the layer is called more than once per
         forward pass (0-based, in call order). ``None`` requires exactly one call.
+      scan_index: for an nnx model whose blocks are one module with stacked weights,
+        run by ``nnx.scan`` (often with ``nnx.remat``): which block of the stack
+        (0-based, along the stack's leading axis). ``layer`` names the stacked module
+        (``"blocks"``) or a sublayer of it (``"blocks/attn"``). ``bottom`` is block
+        ``k``'s output; ``top`` replaces it at block ``k`` only. The scan and the
+        rematerialisation stay as the model wrote them, so the gradient through
+        ``top`` keeps remat's memory. ``None`` (the default) for any other layer.
+        Layers inside ``nnx.remat`` alone need no index.
 
     Returns:
       A :class:`Split` ``(bottom, top, layer)``. An unknown layer (its message
@@ -315,7 +469,13 @@ def split(model, layer: str | tuple, *, call_index: int | None = None) -> Split:
     name = _layer_name(layer)
     shown = repr(name)
     call_index = _check_call_index(call_index)
+    scan_index = _check_index("scan_index", scan_index, "which block of a stack run under nnx.scan")
     run, model_name = _runner(model)
+    if scan_index is not None and not isinstance(model, nnx.Module):
+        raise ValueError(
+            f"jig.flax.split: scan_index is for flax.nnx models (a stack of blocks under nnx.scan), "
+            f"got a {model_name}; for flax.linen's nn.scan, split at the module around the scan"
+        )
     if isinstance(model, nnx.Module):
         modules = _nnx_modules(model)
         if name not in modules:  # fail now: nnx models list their layers without a forward pass
@@ -325,13 +485,13 @@ def split(model, layer: str | tuple, *, call_index: int | None = None) -> Split:
             shown, name = f"{name!r} (the same module as {canonical!r})", canonical
 
     def bottom(params, x, *args, **kwargs):
-        tap = _Tap(name, call_index, shown=shown)
+        tap = _Tap(name, call_index, shown=shown, scan_index=scan_index)
         run(tap, params, x, args, kwargs)
         tap.check(model_name)
         return tap.captured
 
     def top(params, x, h, *args, **kwargs):
-        tap = _Tap(name, call_index, replacement=h, replace=True, shown=shown)
+        tap = _Tap(name, call_index, replacement=h, replace=True, shown=shown, scan_index=scan_index)
         out = run(tap, params, x, args, kwargs)
         tap.check(model_name)
         return out
@@ -370,6 +530,7 @@ def layer_ig(
     *,
     baseline_input: Any = None,
     call_index: int | None = None,
+    scan_index: int | None = None,
     argnums: int | tuple[int, ...] = 0,
     **ig_options: Any,
 ) -> Callable[..., LayerAttribution]:
@@ -401,6 +562,7 @@ def layer_ig(
         a callable ``x -> x'`` (e.g. ``jnp.zeros_like`` for pad id 0); the baseline
         is then the layer's output on it, ``h_b = bottom(params, x')``.
       call_index: which call of a layer that runs several times (see :func:`split`).
+      scan_index: which block of a stack run under ``nnx.scan`` (see :func:`split`).
       argnums: what to attribute among ``(h, *args)`` (see :func:`jig.layers.layer_ig`).
       **ig_options: every option of :func:`jig.ig`: ``path``, ``rule``,
         ``chunk_size``, ``targets`` (``"all"`` on a sequence model's per-position
@@ -432,7 +594,7 @@ def layer_ig(
       >>> res.token_scores.shape, res.delta.shape
       ((2, 3), (2,))
     """
-    s = split(model, layer, call_index=call_index)
+    s = split(model, layer, call_index=call_index, scan_index=scan_index)
     return _layers.layer_ig(
         s.bottom, s.top, f, baseline, steps, baseline_input=baseline_input, argnums=argnums,
         caller="jig.flax.layer_ig", name=f"layer {s.layer!r} of {type(model).__name__}", **ig_options,
@@ -447,6 +609,7 @@ def conductance(
     steps: int = 50,
     *,
     call_index: int | None = None,
+    scan_index: int | None = None,
     **options: Any,
 ) -> Callable[..., LayerAttribution]:
     """Each hidden unit's conductance at a layer of a Flax model (Dhamdhere et al. 2018).
@@ -471,7 +634,7 @@ def conductance(
       >>> res.attributions.shape, bool(abs(res.delta) < 1e-4)   # 4 units, summing to F(x) - F(0)
       ((4,), True)
     """
-    s = split(model, layer, call_index=call_index)
+    s = split(model, layer, call_index=call_index, scan_index=scan_index)
     return _conductance.conductance(
         s.bottom, s.top, f, baseline, steps, caller="jig.flax.conductance",
         name=f"layer {s.layer!r} of {type(model).__name__}", **options,
