@@ -40,7 +40,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jig import _checks, _frontend, _static
 from jig import engine as _engine
@@ -50,36 +49,6 @@ from jig._types import Baseline, Targets
 from jig.layers import LayerAttribution, token_scores
 
 __all__ = ["conductance", "LayerAttribution"]
-
-
-def _select(caller: str, out, targets_kind, targets):
-    """``(select, out_shape, restore)`` for the explained output ``out`` (a ShapeDtypeStruct)."""
-    shape = getattr(out, "shape", None)
-    if shape is None or not jnp.issubdtype(out.dtype, jnp.floating):
-        raise TypeError(
-            f"{caller}: the explained output must be a real floating array, got "
-            f"{getattr(out, 'dtype', type(out).__name__)}; pass f to map the model's output to it"
-        )
-    if targets_kind is None:
-        if shape != ():
-            raise ValueError(
-                f"{caller}: the explained output must be a scalar, got shape {tuple(shape)}; pass f to pick "
-                "one, e.g. f=lambda logits: logits[class_index], or targets='all' for every output"
-            )
-        return (lambda o: o), (), (lambda a: a)
-    if targets_kind == "all":
-        k = int(np.prod(shape, dtype=int))
-
-        def restore(a):
-            return jax.tree.map(lambda t: t.reshape(tuple(shape) + t.shape[1:]), a)
-
-        return (lambda o: o.reshape(k)), (k,), restore
-    if len(shape) != 1:
-        raise ValueError(
-            f"{caller}: with targets=<int array> the explained output must be a vector, got shape "
-            f"{tuple(shape)}; use targets='all' for outputs of any shape"
-        )
-    return (lambda o: o.at[targets].get(mode="fill", fill_value=jnp.nan)), (targets.shape[0],), (lambda a: a)
 
 
 def conductance(
@@ -235,7 +204,7 @@ def conductance(
                 return jnp.asarray(out if f is None else f(out))
 
         y_probe = jax.eval_shape(layer, x)
-        select, out_shape, restore = _select(caller, jax.eval_shape(model, x, y_probe), targets_kind, targets_in)
+        select, out_shape, restore = _frontend._select(caller, jax.eval_shape(model, x, y_probe), targets_kind, targets_in)
 
         def F(z, y):
             return select(model(z, y)).astype(work)

@@ -236,8 +236,8 @@ def test_bad_calls():
     with pytest.raises(TypeError, match=r"jig.conductance: argnums=1 names input 1 of \(x, \*args\), but the "
                                         r"explainer was called with 1 input"):
         conductance(bottom, top_mixing, argnums=1)(p, X)
-    with pytest.raises(ValueError, match=r"jig.conductance: the explained output must be a scalar, got shape "
-                                         r"\(3,\); pass f to pick one"):
+    with pytest.raises(ValueError, match=r"jig.conductance: f must return a scalar, but it returned shape "
+                                         r"\(3,\)\. .*targets='all'"):
         conductance(bottom, logits)(p, X)
     with pytest.raises(ValueError, match=r"jig.conductance: baseline leaf 0 has shape \(3,\), which does not broadcast"):
         conductance(bottom, top_mixing, baseline=jnp.zeros(3))(p, X)
