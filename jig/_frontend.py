@@ -274,7 +274,7 @@ class Result(NamedTuple):
     delta: Any = None
 
 
-def _select(caller, out, targets_kind, targets):
+def select_outputs(caller, out, targets_kind, targets):
     """``(select, out_shape, restore)`` for the output ``out`` (a ShapeDtypeStruct)."""
     shape = getattr(out, "shape", None)
     if shape is None or not hasattr(out, "dtype"):
@@ -329,7 +329,7 @@ def prepare(options: Options, args, kwargs, scopes, baseline_in, targets_in, pat
             return jnp.asarray(f(*new, **kwargs))
 
     out = jax.eval_shape(F_full, x)
-    select, out_shape, restore = _select(caller, out, options.targets, targets_in)
+    select, out_shape, restore = select_outputs(caller, out, options.targets, targets_in)
     x_dtypes = jax.tree.map(lambda a: jnp.result_type(a), x)
     xw = jax.tree.map(lambda a: jnp.asarray(a).astype(working_dtype(jnp.result_type(a))), x)
 

@@ -205,7 +205,7 @@ def conductance(
                 return jnp.asarray(out if f is None else f(out))
 
         y_probe = jax.eval_shape(layer, x)
-        select, out_shape, restore = _frontend._select(caller, jax.eval_shape(model, x, y_probe), targets_kind, targets_in)
+        select, out_shape, restore = _frontend.select_outputs(caller, jax.eval_shape(model, x, y_probe), targets_kind, targets_in)
 
         def F(z, y):
             return select(model(z, y)).astype(work)
