@@ -335,3 +335,34 @@ def test_layers_inside_transforms_jig_cannot_reach_say_so():
     model = LaxScan(nnx.Rngs(0))
     with pytest.raises(ValueError, match=r"layer 'lin' is called inside a JAX transform of the model's own"):
         jig.flax.split(model, "lin").bottom(nnx.state(model), x)
+
+
+def test_linen_embedding_through_scanned_rematerialised_blocks():
+    """flax.linen: the embedding of a model whose blocks run under nn.scan + nn.remat."""
+
+    class LinenBlock(nn.Module):
+        @nn.compact
+        def __call__(self, h, _):
+            return h + jnp.tanh(nn.Dense(D, name="lin")(h)), None
+
+    class LinenScanned(nn.Module):
+        @nn.compact
+        def __call__(self, ids):
+            h = nn.Embed(20, D, name="embed")(ids)
+            scan = nn.scan(nn.remat(LinenBlock), variable_axes={"params": 0}, split_rngs={"params": True}, length=L)
+            h, _ = scan(name="stack")(h, None)
+            return nn.Dense(2, name="head")(h.mean(0))
+
+    model, ids = LinenScanned(), jnp.array([3, 7, 1, 9])
+    params = model.init(jax.random.key(0), ids)
+    res = jig.flax.layer_ig(model, "embed", lambda y: y[1], steps=32, return_delta=True)(params, ids)
+    p = params["params"]
+
+    def top(h):
+        for k in range(L):
+            h = h + jnp.tanh(h @ p["stack"]["lin"]["kernel"][k] + p["stack"]["lin"]["bias"][k])
+        return (h.mean(0) @ p["head"]["kernel"] + p["head"]["bias"])[1]
+
+    ref = jig.ig(top, 0.0, 32)(p["embed"]["embedding"][ids])
+    np.testing.assert_allclose(res.attributions, ref, rtol=1e-4, atol=1e-6)
+    assert abs(float(res.delta)) < 1e-4
