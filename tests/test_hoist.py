@@ -219,7 +219,7 @@ def test_hoist_must_be_a_bool():
         jig.ig(tanh_net, 0.0, 8, hoist="yes")
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     seed=st.integers(0, 2**16),
     act=st.sampled_from(["tanh", "softplus", "sigmoid"]),
