@@ -109,17 +109,18 @@ class _Tap:
         self.counts: dict[str, int] = {}
         self.captured: Any = None
         self.inner: Any = None  # the output's shapes, when the target ran inside an nnx transform
-        self.outer: bool = False  # the target ran outside any nnx transform
-        self.stack: int | None = None  # the number of stacked blocks, with scan_index
-        self.trace = _trace_state()
+        self.trace = _layers.trace_state("flax")
 
-    def handle(self, name: str, run: Callable[[], Any]) -> Any:
+    def _chosen(self, name: str) -> bool:
+        """Count a call of layer ``name``; whether it is the call to attribute to."""
         i = self.counts.get(name, 0)
         self.counts[name] = i + 1
-        if name != self.target or i != self.want:
+        return name == self.target and i == self.want
+
+    def handle(self, name: str, run: Callable[[], Any]) -> Any:
+        if not self._chosen(name):
             return run()
-        self.outer = True
-        if _trace_state() != self.trace:
+        if _layers.trace_state("flax") != self.trace:
             raise ValueError(
                 f"jig.flax: layer {self.shown} is called inside a JAX transform of the model's "
                 f"own (jax.lax.scan, jax.vmap, jax.checkpoint, or a flax.linen lifted transform "
@@ -139,19 +140,16 @@ class _Tap:
 
     def handle_inner(self, name: str, module: Any, run: Callable[[], Any]) -> Any:
         """A call of a re-merged copy of a layer, inside an nnx transform (scan, remat)."""
-        i = self.counts.get(name, 0)
-        self.counts[name] = i + 1
-        if name != self.target or i != self.want:
+        if not self._chosen(name):
             return run()
-        index = module.__dict__.get("_jig_index")
-        stack = module.__dict__.get("_jig_stack")  # the stacked size, when scan_index is given
-        if index is None and stack is None and _sliced(module):
+        index = module.__dict__.get("_jig_index")  # the block index, when scan_index is given
+        if index is None and _sliced(module):
             raise ValueError(
                 f"jig.flax: layer {self.shown} runs inside an nnx transform that slices its "
                 f"stacked weights (nnx.scan over a stack of blocks); pass scan_index=k "
                 f"(0 <= k < {_stack_size(module.__dict__['_jig_shapes'])}) to choose the block"
             )
-        if stack is not None and index is not None and jnp.ndim(index[...]) != 0:
+        if index is not None and jnp.ndim(index[...]) != 0:
             raise ValueError(
                 f"jig.flax: scan_index={self.scan_index} but layer {self.shown} is called with "
                 f"all its weights, not one block's slice of them (it does not run under an "
@@ -188,11 +186,6 @@ class _Tap:
                 f"{model_name} is called {n} time(s) per forward pass; expected "
                 f"0 <= call_index < {n}"
             )
-
-def _trace_state() -> Any:
-    from jax.extend.core import get_opaque_trace_state
-
-    return get_opaque_trace_state(convention="flax")
 
 
 def _missing_message(target: str, model_name: str, available: list[str], called: bool = True) -> str:
@@ -362,8 +355,6 @@ def _nnx_runner(model: nnx.Module) -> Callable[..., Any]:
                         f"jig.flax: scan_index={tap.scan_index} but layer {tap.shown} of {model_name} "
                         f"is a stack of {n} blocks; expected 0 <= scan_index < {n}"
                     )
-                object.__setattr__(target, "_jig_stack", n)
-                tap.stack = n
                 target._jig_index = _JigVar(jnp.arange(n))
             if slots is not None:
                 target._jig_out = nnx.List([_JigVar(jnp.zeros(s.shape, s.dtype)) for s in slots])
@@ -377,15 +368,15 @@ def _nnx_runner(model: nnx.Module) -> Callable[..., Any]:
             _ACTIVE.reset(token)
 
     def run(tap: _Tap, params, x, args, kwargs):
-        copy, names, _ = prepare(tap, params)
+        copy, names, target = prepare(tap, params)
         out = call(tap, copy, names, x, args, kwargs)
-        if tap.replace or tap.inner is None or tap.outer:
+        if tap.replace or tap.inner is None:  # replaced, or captured outside any transform
             return out
         # the layer ran inside an nnx transform: its output cannot leave the transform's
         # trace, so run again with a slot per output leaf that the transform carries out
         # (stacked, one row per block, under nnx.scan)
         leaves, tree = jax.tree.flatten(tap.inner)
-        n = tap.stack  # the number of blocks under nnx.scan, or None
+        n = None if tap.scan_index is None else target._jig_index[...].shape[0]  # blocks under nnx.scan
         slots = [jax.ShapeDtypeStruct(((n,) if n is not None else ()) + l.shape, l.dtype) for l in leaves]
         copy, names, target = prepare(tap, params, slots=slots)
         tap.counts, tap.inner = {}, None

@@ -25,6 +25,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -72,6 +74,14 @@ class TapMessages(NamedTuple):
     index: Callable[[int, int], str]
 
 
+def trace_state(convention: str) -> Any:
+    """The current JAX trace, opaque, as the adapter named ``convention`` sees it: a layer
+    call made under another trace than its tap's runs inside the model's own transform."""
+    from jax.extend.core import get_opaque_trace_state
+
+    return get_opaque_trace_state(convention=convention)
+
+
 class CallTap:
     """One forward pass's record of a layer's calls, and what to do at the chosen one:
     record its output (``bottom``) or return ``replacement`` instead (``top``).
@@ -85,9 +95,7 @@ class CallTap:
 
     def __init__(self, messages: TapMessages, call_index: int | None, *, convention: str,
                  replacement: Any = None, replace: bool = False):
-        from jax.extend.core import get_opaque_trace_state
-
-        self._trace_state = lambda: get_opaque_trace_state(convention=convention)  # noqa: E731
+        self._trace_state = functools.partial(trace_state, convention)
         self.messages, self.call_index = messages, call_index
         self.want = 0 if call_index is None else call_index
         self.replacement, self.replace = replacement, replace
