@@ -20,10 +20,10 @@ class Block(nnx.Module):
         return h + jnp.tanh(self.lin(h))
 
 
-class Scanned(nnx.Module):
-    def __init__(self, rngs):
-        self.embed = nnx.Embed(20, D, rngs=rngs)
+class Stack(nnx.Module):
+    """Float inputs ``(tokens, D)`` -> L blocks (stacked weights, nnx.scan + nnx.remat) -> 2 outputs."""
 
+    def __init__(self, rngs):
         @nnx.split_rngs(splits=L)
         @nnx.vmap(in_axes=(0,), out_axes=0)
         def make(rngs):
@@ -32,15 +32,24 @@ class Scanned(nnx.Module):
         self.blocks = make(rngs)
         self.head = nnx.Linear(D, 2, rngs=rngs)
 
-    def __call__(self, ids):
-        h = self.embed(ids)
-
+    def __call__(self, h):
         @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
         @nnx.remat
         def body(h, block):
             return block(h)
 
         return self.head(body(h, self.blocks).mean(0))
+
+
+class Scanned(Stack):
+    """Token ids -> embedding -> the scanned stack."""
+
+    def __init__(self, rngs):
+        self.embed = nnx.Embed(20, D, rngs=rngs)
+        super().__init__(rngs)
+
+    def __call__(self, ids):
+        return super().__call__(self.embed(ids))
 
 
 def unrolled(state, ids):
@@ -196,30 +205,9 @@ def test_scanned_block_under_vmap_and_targets(pair):
     np.testing.assert_allclose(both.attributions[0], one.attributions, rtol=1e-5, atol=1e-6)
 
 
-class FloatStack(nnx.Module):
-    """Float inputs (conductance interpolates the input) -> L scanned, rematerialised blocks -> 2 outputs."""
-
-    def __init__(self, rngs):
-        @nnx.split_rngs(splits=L)
-        @nnx.vmap(in_axes=(0,), out_axes=0)
-        def make(rngs):
-            return Block(rngs)
-
-        self.blocks = make(rngs)
-        self.head = nnx.Linear(D, 2, rngs=rngs)
-
-    def __call__(self, x):
-        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
-        @nnx.remat
-        def body(h, block):
-            return block(h)
-
-        return self.head(body(x, self.blocks).mean(0))
-
-
 @pytest.mark.parametrize("k", [0, L - 1])
 def test_conductance_at_a_scanned_block(k):
-    model = FloatStack(nnx.Rngs(1))
+    model = Stack(nnx.Rngs(1))  # float inputs: conductance interpolates the input
     state = nnx.state(model)
     x = jax.random.normal(jax.random.key(2), (5, D))
     res = jig.flax.conductance(model, "blocks", GAP, steps=64, scan_index=k, return_delta=True)(state, x)
